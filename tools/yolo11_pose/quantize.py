@@ -1,0 +1,329 @@
+"""ONNX -> ESP-DL `.espdl` with ESP-PPQ (8-bit, 16-bit, mixed precision), plus a manifest of what went in.
+
+Besides the `.espdl`, the quantized graph is saved in ESP-PPQ's native format (`model.native`), so the host twin can
+simulate exactly this build later without re-calibrating.
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import io
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .decode import OUTPUT_NAMES
+from .preprocess import IMAGE_SUFFIXES, TARGETS, float_input, load_rgb
+from .util import UserError, atomic_path, ensure_writable_dir, sha256_file, write_json
+
+CALIB_MODES = ("square", "letterbox")
+#: Measured on COCO val (official weights, esp32p4 8-bit, 640): squashed calibration keeps 0.86 of float AP,
+#: letterboxed only 0.75 (../shared/REFERENCE.md; our own numbers in benchmarks/). So squash by default.
+DEFAULT_CALIB_MODE = "square"
+DEFAULT_SEED = 0
+BATCH = 8
+MIN_CALIB = 8
+
+
+# ----------------------------------------------------------------------------------------------- calibration images
+def resolve_images(source: str | os.PathLike) -> list[Path]:
+    """A folder, a list file (one path per line, relative to the list or its images/ folder) or a glob."""
+    s = str(source)
+    p = Path(s)
+    if any(ch in s for ch in "*?["):
+        files = [Path(f) for f in sorted(glob.glob(s, recursive=True)) if Path(f).is_file()]
+        what = f"glob {s}"
+    elif p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+        what = f"folder {s}"
+    elif p.is_file():
+        files = []
+        for line in p.read_text(errors="replace").splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            cands = [Path(line)] if Path(line).is_absolute() else [p.parent / line, p.parent / "images" / line]
+            hit = next((c for c in cands if c.is_file()), None)
+            if hit is None:
+                raise UserError(f"calibration list {s} names {line}, which does not exist; fix the list or the paths")
+            files.append(hit)
+        what = f"list {s}"
+    else:
+        raise UserError(f"calibration source {s} does not exist; give a folder of images, a list file or a glob")
+    if not files:
+        raise UserError(f"calibration {what} holds no files; give a folder, list or glob with JPEG/PNG images")
+    bad = [f for f in files if f.suffix.lower() not in IMAGE_SUFFIXES]
+    if bad:
+        raise UserError(f"calibration {what} holds {len(bad)} non-image file(s), e.g. {bad[0].name}; keep only "
+                        f"{'/'.join(IMAGE_SUFFIXES)} files there (or use a glob such as '{p}/*.jpg')")
+    return files
+
+
+def select_images(files: list[Path], num: int, seed: int = DEFAULT_SEED) -> list[Path]:
+    if num < MIN_CALIB:
+        raise UserError(f"--num-calib {num} is too few; use at least {MIN_CALIB} (ESP-PPQ needs 8 calibration steps, "
+                        "64 or more images give stable ranges)")
+    if len(files) < num:
+        raise UserError(f"only {len(files)} calibration images found but {num} asked for; lower --num-calib or add "
+                        "images")
+    if len(files) == num:
+        return list(files)
+    return sorted(random.Random(seed).sample(list(files), num))
+
+
+def calibration_batches(files: list[Path], imgsz: int, mode: str, progress: bool = True) -> list:
+    import torch
+    from tqdm import tqdm
+
+    if mode not in CALIB_MODES:
+        raise UserError(f"unknown calibration preprocessing {mode!r}; use one of {', '.join(CALIB_MODES)}")
+    xs = []
+    for f in tqdm(files, desc="calibration images", unit="img", disable=not progress, leave=False):
+        try:
+            rgb = load_rgb(f)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        xs.append(float_input(rgb, imgsz, imgsz, mode=mode)[0])
+    arr = np.concatenate(xs)
+    # ESP-PPQ wants at least 8 calibration steps: shrink the batch for small image counts.
+    batch = max(1, min(BATCH, len(arr) // 8))
+    return [torch.from_numpy(arr[i:i + batch]) for i in range(0, len(arr), batch)]
+
+
+# ----------------------------------------------------------------------------------------------- quantization
+def onnx_node_names(onnx_path: str | Path) -> list[str]:
+    import onnx
+
+    return [n.name for n in onnx.load(str(onnx_path), load_external_data=False).graph.node]
+
+
+def parse_layer_list(spec: str | None) -> list[str]:
+    """`--int16-layers`: comma-separated names, or a file with one name per line (# comments allowed)."""
+    if not spec:
+        return []
+    p = Path(spec)
+    if p.is_file():
+        text = p.read_text().replace(",", "\n")
+        return [ln.split("#")[0].strip() for ln in text.splitlines() if ln.split("#")[0].strip()]
+    return [s.strip() for s in spec.split(",") if s.strip()]
+
+
+def _platform(target: str, bits: int):
+    from esp_ppq.api.espdl_interface import get_target_platform
+
+    return get_target_platform(target, "w8a8" if bits == 8 else "w16a16")
+
+
+def _exponent(scale) -> int:
+    s = float(np.asarray(scale.detach().cpu() if hasattr(scale, "detach") else scale).reshape(-1)[0])
+    return int(round(math.log2(s)))
+
+
+def io_quant_info(graph) -> tuple[dict, list[dict]]:
+    """Input and output facts (name, shape NHWC as the device sees it, dtype, exponent) from a quantized PPQ graph."""
+    def info(var, cfg):
+        shape = list(var.shape) if var.shape else []
+        nhwc = [shape[0], *shape[2:], shape[1]] if len(shape) == 4 else shape
+        bits = int(cfg.num_of_bits)
+        return {"name": var.name, "shape": nhwc, "dtype": f"int{bits}", "exponent": _exponent(cfg.scale)}
+
+    ins = []
+    for name, var in graph.inputs.items():
+        op = var.dest_ops[0]
+        ins.append(info(var, op.config.input_quantization_config[op.inputs.index(var)]))
+    outs = []
+    for name, var in graph.outputs.items():
+        op = var.source_op
+        outs.append(info(var, op.config.output_quantization_config[op.outputs.index(var)]))
+    order = {n: i for i, n in enumerate(OUTPUT_NAMES)}
+    outs.sort(key=lambda o: order.get(o["name"], 99))
+    return ins[0], outs
+
+
+@contextlib.contextmanager
+def _quiet(verbose: bool):
+    """ESP-PPQ prints a banner and per-pass logs to stdout; keep them for --verbose only."""
+    if verbose:
+        yield
+        return
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        yield
+
+
+def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_calib: int, out_dir: str | Path,
+             calib_mode: str = DEFAULT_CALIB_MODE, int16_layers: list[str] | None = None, seed: int = DEFAULT_SEED,
+             error_report: bool = False, export_test_values: bool = False, progress: bool = True,
+             verbose: bool = False, extra_manifest: dict | None = None) -> dict:
+    """Quantize; write out_dir/model.espdl, model.native (PPQ graph), model.info/json (ESP-PPQ dumps), manifest.json."""
+    import torch
+    from esp_ppq.api import espdl_quantize_onnx, export_ppq_graph
+    from esp_ppq.api.setting import QuantizationSettingFactory
+    from esp_ppq.core import TargetPlatform
+
+    from .export import onnx_meta
+
+    t0 = time.time()
+    if target not in TARGETS:
+        raise UserError(f"unsupported target {target!r}; use one of {', '.join(TARGETS)}")
+    if bits not in (8, 16):
+        raise UserError(f"unsupported --bits {bits}; use 8 or 16 (mixed precision: --bits 8 --int16-layers ...)")
+    if calib_mode not in CALIB_MODES:
+        raise UserError(f"unknown --calib-mode {calib_mode!r}; use one of {', '.join(CALIB_MODES)}")
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise UserError(f"ONNX file {onnx_path} not found; run `yolo11-pose export` first")
+    out_dir = ensure_writable_dir(out_dir)
+    int16_layers = list(int16_layers or [])
+    if int16_layers:
+        known = set(onnx_node_names(onnx_path))
+        unknown = [n for n in int16_layers if n not in known]
+        if unknown:
+            near = sorted(known, key=lambda k: -len(os.path.commonprefix([k, unknown[0]])))[:3]
+            raise UserError(f"--int16-layers names unknown layer {unknown[0]!r}; use ONNX node names such as "
+                            f"{', '.join(near)} (see `yolo11-pose inspect`)")
+        if bits == 16:
+            raise UserError("--int16-layers only makes sense with --bits 8 (everything is int16 with --bits 16)")
+    meta = onnx_meta(onnx_path)
+    imgsz = int(meta.get("imgsz") or 0)
+    if not imgsz:
+        import onnx
+
+        dims = onnx.load(str(onnx_path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+        imgsz = int(dims[2].dim_value)
+    files = select_images(resolve_images(calib), num_calib, seed)
+    batches = calibration_batches(files, imgsz, calib_mode, progress)
+
+    setting = QuantizationSettingFactory.espdl_setting(num_of_bits=bits)
+    int16_platform = _platform(target, 16)
+    for name in int16_layers:
+        setting.dispatching_table.append(name, int16_platform)
+
+    work = Path(tempfile.mkdtemp(prefix=".quantize-", dir=out_dir))
+    try:
+        # ESP-PPQ rewrites its input ONNX in place (simplification): give it a copy.
+        src = work / "input.onnx"
+        shutil.copyfile(onnx_path, src)
+        espdl_tmp = work / "model.espdl"
+        logging.getLogger("esp_ppq").setLevel(logging.WARNING)
+        with _quiet(verbose), torch.no_grad():
+            graph = espdl_quantize_onnx(
+                onnx_import_file=str(src), espdl_export_file=str(espdl_tmp), calib_dataloader=batches,
+                calib_steps=len(batches), input_shape=[1, 3, imgsz, imgsz], target=target, num_of_bits=bits,
+                collate_fn=lambda b: b.float(), setting=setting, device="cpu", error_report=False,
+                export_test_values=export_test_values, verbose=0,
+                metadata_props={"producer": f"yolo11-pose {__version__}", "kpt_shape": str(meta.get("kpt_shape")),
+                                "imgsz": str(imgsz)})
+            export_ppq_graph(graph, TargetPlatform.NATIVE, graph_save_to=str(work / "model.native"))
+        inp, outs = io_quant_info(graph)
+        report = None
+        if error_report:
+            from .report import error_report as run_error_report
+
+            report = run_error_report(graph, batches, work, progress=progress)
+        manifest = {
+            "tool": f"yolo11-pose {__version__}",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "settings": {"target": target, "bits": bits, "imgsz": imgsz, "calib_mode": calib_mode,
+                         "num_calib": num_calib, "seed": seed, "int16_layers": int16_layers,
+                         "export_test_values": export_test_values, "calib_algorithm": "kl" if bits == 8 else "minmax"},
+            "inputs": {"onnx": str(onnx_path), "onnx_sha256": sha256_file(onnx_path), "calib_source": str(calib),
+                       "calib_images": [f.name for f in files],
+                       "calib_sha256": _hash_files(files)},
+            "kpt_shape": meta.get("kpt_shape"), "nc": meta.get("nc"),
+            "input": inp, "outputs": outs,
+            "rounding": "half_even" if target == "esp32p4" else "half_up",
+            "espdl_sha256": sha256_file(espdl_tmp), "espdl_bytes": espdl_tmp.stat().st_size,
+            "versions": _versions(),
+            "quantize_seconds": round(time.time() - t0, 1),
+        }
+        if report:
+            manifest["error_report"] = report
+        manifest.update(extra_manifest or {})
+        # Publish: every artifact by rename, the manifest last (its presence marks a complete build).
+        for name in ("model.espdl", "model.native", "model.info", "model.json"):
+            if (work / name).exists():
+                os.replace(work / name, out_dir / name)
+        for f in work.glob("error_*"):
+            os.replace(f, out_dir / f.name)
+        write_json(out_dir / "manifest.json", manifest)
+        return manifest
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _hash_files(files: list[Path]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in files:
+        h.update(sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("yolo11-pose-esp", "esp-ppq", "torch", "ultralytics", "onnx", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- simulation
+class QuantizedModel:
+    """A build folder's quantized graph, run by ESP-PPQ's executor: what the chip computes, on the host."""
+
+    def __init__(self, build_dir: str | Path):
+        from esp_ppq.api import load_native_graph
+        from esp_ppq.executor import TorchExecutor
+
+        d = Path(build_dir)
+        man = d / "manifest.json"
+        native = d / "model.native"
+        if not man.is_file() or not native.is_file():
+            raise UserError(f"{d} is not a complete build folder (manifest.json and model.native missing); run "
+                            "`yolo11-pose build` or `yolo11-pose quantize` into it")
+        self.dir = d
+        self.manifest = json.loads(man.read_text())
+        with _quiet(False):
+            self.graph = load_native_graph(str(native))
+            self.executor = TorchExecutor(self.graph, device="cpu")
+        self.input = self.manifest["input"]
+        self.outputs = {o["name"]: o for o in self.manifest["outputs"]}
+        self.imgsz = int(self.manifest["settings"]["imgsz"])
+        self.target = self.manifest["settings"]["target"]
+        self.rounding = self.manifest["rounding"]
+        self.kpt_shape = self.manifest.get("kpt_shape")
+
+    def run_float(self, x: np.ndarray) -> dict[str, tuple[np.ndarray, int]]:
+        """x: float 1x3xHxW input. Returns NHWC (q int array, exponent) per output."""
+        import torch
+
+        with torch.no_grad():
+            ys = self.executor.forward(torch.from_numpy(np.ascontiguousarray(x, np.float32)),
+                                       output_names=list(self.outputs))
+        out = {}
+        for name, y in zip(self.outputs, ys):
+            e = self.outputs[name]["exponent"]
+            bits = int(self.outputs[name]["dtype"][3:])
+            q = np.rint(y.detach().cpu().numpy() / (2.0 ** e)).astype(np.int8 if bits == 8 else np.int16)
+            out[name] = (np.ascontiguousarray(q.transpose(0, 2, 3, 1)), e)
+        return out
+
+    def run_device_input(self, q_nhwc: np.ndarray) -> dict[str, tuple[np.ndarray, int]]:
+        """q_nhwc: the quantized HxWx3 input tensor the device preprocessor writes (see preprocess.device_input)."""
+        x = np.asarray(q_nhwc, np.float32).transpose(2, 0, 1)[None] * np.float32(2.0 ** self.input["exponent"])
+        return self.run_float(x)

@@ -90,6 +90,9 @@ def letterbox_geometry(src_w: int, src_h: int, dst_w: int, dst_h: int, crop=None
         pad = dst_w - int(F32(scale * F32(w)))
         left, right = pad // 2, pad - pad // 2
     new_w, new_h = dst_w - left - right, dst_h - top - bottom
+    if new_w <= 0 or new_h <= 0:
+        raise ValueError(f"a {w}x{h} image does not fit a {dst_w}x{dst_h} input (it would be scaled to zero "
+                         "pixels); crop it to a less extreme aspect ratio")
     inv_x = F32(w) / F32(new_w)
     inv_y = F32(h) / F32(new_h)
     return Letterbox(src_w, src_h, dst_w, dst_h, new_w, new_h, left, top, right, bottom,
@@ -133,7 +136,7 @@ def _round(x: np.ndarray, rounding: str) -> np.ndarray:
     if rounding == "half_even":
         return np.rint(x)
     if rounding == "half_up":
-        return np.floor(np.asarray(x, np.float64) + 0.5)
+        return np.floor(np.asarray(x, F32) + F32(0.5))  # floorf(x + 0.5f): the sum rounds to float32 first
     raise ValueError(f"unknown rounding {rounding!r}; use one of half_even (esp32p4), half_up (esp32s3)")
 
 
@@ -187,5 +190,7 @@ def load_rgb(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such image file; check the path") from None
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"{path}: not a readable image ({e.__class__.__name__}); give JPEG/PNG/BMP files") from None

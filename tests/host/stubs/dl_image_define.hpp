@@ -1,0 +1,34 @@
+// Host stand-in for ESP-DL's image descriptor (dl::image::img_t and its pixel types).
+#pragma once
+#include <cstdint>
+
+namespace dl {
+namespace image {
+typedef enum {
+    DL_IMAGE_PIX_TYPE_RGB888 = 0,
+    DL_IMAGE_PIX_TYPE_RGB888_QINT8,
+    DL_IMAGE_PIX_TYPE_RGB888_QINT16,
+    DL_IMAGE_PIX_TYPE_BGR888,
+    DL_IMAGE_PIX_TYPE_BGR888_QINT8,
+    DL_IMAGE_PIX_TYPE_BGR888_QINT16,
+    DL_IMAGE_PIX_TYPE_GRAY,
+    DL_IMAGE_PIX_TYPE_GRAY_QINT8,
+    DL_IMAGE_PIX_TYPE_GRAY_QINT16,
+    DL_IMAGE_PIX_TYPE_RGB565LE,
+    DL_IMAGE_PIX_TYPE_RGB565BE,
+    DL_IMAGE_PIX_TYPE_BGR565LE,
+    DL_IMAGE_PIX_TYPE_BGR565BE,
+    DL_IMAGE_PIX_TYPE_HSV,
+    DL_IMAGE_PIX_TYPE_HSV_MASK,
+    DL_IMAGE_PIX_TYPE_YUYV,
+    DL_IMAGE_PIX_TYPE_UYVY,
+} pix_type_t;
+
+struct img_t {
+    void *data;
+    uint16_t width;
+    uint16_t height;
+    pix_type_t pix_type;
+};
+} // namespace image
+} // namespace dl

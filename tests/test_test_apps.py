@@ -1,0 +1,333 @@
+"""What CI can check of the ESP-IDF test apps without ESP-IDF or a board.
+
+- pytest collects the board tests under test_apps/ with their target markers, and skips them without --target;
+- idf-build-apps lists each app for the right targets and configurations (against tests/idf_stub as IDF_PATH);
+- the core_unity test cases pass against the core, compiled with the host g++ and a Unity stand-in;
+- the device-log parsing and golden comparison accept a good log and reject broken ones (tests/data/device_logs/);
+- make_rgb.py writes the frames the firmware embeds, and golden generation runs the host twin on a real build.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from yolo11_pose import devicelog
+from yolo11_pose.util import UserError
+
+from .conftest import ultralytics_asset
+
+REPO = Path(__file__).resolve().parents[1]
+LOGS = Path(__file__).parent / "data" / "device_logs"
+MAKE_RGB = REPO / "test_apps" / "pose" / "tools" / "make_rgb.py"
+ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def _pytest(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=REPO, env=ENV,
+                          check=False, capture_output=True, text=True, timeout=300)
+
+
+def _collected(*args: str) -> set[str]:
+    r = _pytest("test_apps", "--collect-only", "-q", *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return {line.split("::", 1)[1] for line in r.stdout.splitlines() if "::" in line}
+
+
+# ------------------------------------------------------------------------------------------------ collection
+ALL_TESTS = {"test_core_unity", "test_core_unity_linux", "test_core_unity_qemu",
+             "test_pose_matches_twin[default]", "test_pose_matches_twin[regenerate]"}
+
+
+def test_board_tests_are_collected_with_markers():
+    assert _collected() == ALL_TESTS
+    # Markers, seen through -m selections (pytest.ini runs with --strict-markers, so unknown ones would error).
+    assert _collected("-m", "esp32p4") == {"test_core_unity", "test_pose_matches_twin[default]",
+                                           "test_pose_matches_twin[regenerate]"}
+    assert _collected("-m", "esp32s3") == {"test_core_unity", "test_core_unity_qemu",
+                                           "test_pose_matches_twin[default]", "test_pose_matches_twin[regenerate]"}
+    assert _collected("-m", "linux") == {"test_core_unity_linux"}
+    assert _collected("-m", "qemu") == {"test_core_unity_qemu"}
+    assert _collected("-m", "generic") == {"test_core_unity", "test_pose_matches_twin[default]",
+                                           "test_pose_matches_twin[regenerate]"}
+
+
+def test_target_option_selects_the_target_and_service():
+    assert _collected("--target", "linux") == {"test_core_unity_linux"}
+    assert _collected("--target", "esp32p4") == {"test_core_unity", "test_pose_matches_twin[default]",
+                                                 "test_pose_matches_twin[regenerate]"}
+    assert _collected("--target", "esp32s3", "--embedded-services", "idf,qemu") == {"test_core_unity_qemu"}
+
+
+def test_without_a_board_everything_is_skipped_cleanly():
+    r = _pytest("test_apps", "-q", "-rs")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"\b5 skipped\b", r.stdout), r.stdout
+    assert "needs a board" in r.stdout
+    assert "passed" not in r.stdout and "error" not in r.stdout.lower()
+
+
+# ------------------------------------------------------------------------------------------------ idf-build-apps
+def test_idf_build_apps_lists_apps_for_their_targets(tmp_path):
+    pytest.importorskip("idf_build_apps")
+    out = tmp_path / "apps.json"
+    env = {**ENV, "IDF_PATH": str(REPO / "tests" / "idf_stub")}
+    r = subprocess.run([sys.executable, "-m", "idf_build_apps", "find", "--output", str(out)], cwd=REPO, env=env,
+                       check=False, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    apps = json.loads(out.read_text())
+    found = {(Path(a["app_dir"]).name, a["target"], a["config_name"], a["build_dir"]) for a in apps}
+
+    def row(app, target, config):
+        return (app, target, config, f"build_{target}_{config}")
+
+    assert found == {row("pose", t, c) for t in ("esp32p4", "esp32s3") for c in ("default", "regenerate")} | \
+        {row("core_unity", t, "default") for t in ("esp32p4", "esp32s3", "linux")}
+
+
+# ------------------------------------------------------------------------------------------------ Unity cases
+@pytest.mark.cpp
+def test_core_unity_cases_pass_on_the_host(tmp_path):
+    cxx = os.environ.get("CXX", "g++")
+    if not shutil.which(cxx):
+        if os.environ.get("CI"):
+            pytest.fail(f"{cxx} not found")
+        pytest.skip(f"{cxx} not found")
+    stub = REPO / "tests" / "idf_stub" / "unity"
+    main = REPO / "test_apps" / "core_unity" / "main"
+    srcs = [stub / "unity_stub_main.cpp", main / "test_preprocess.cpp", main / "test_postprocess.cpp",
+            *sorted((REPO / "src").glob("*.cpp"))]
+    srcs = [s for s in srcs if s.name != "yolo11_pose_espdl.cpp"]  # the ESP-DL adapter needs ESP-DL
+    exe = tmp_path / "core_unity"
+    cmd = [cxx, "-std=gnu++17", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+           "-ffp-contract=off", "-Wall", "-Wextra", "-Werror", f"-I{stub}", f"-I{REPO / 'include'}",
+           f"-I{REPO / 'src'}", *map(str, srcs), "-o", str(exe)]
+    r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    n_cases = sum(len(re.findall(r"^TEST_CASE\(", (main / f).read_text(), re.MULTILINE))
+                  for f in ("test_preprocess.cpp", "test_postprocess.cpp"))
+    assert n_cases >= 10
+    assert f"{n_cases} Tests 0 Failures" in r.stdout, r.stdout
+
+
+# ------------------------------------------------------------------------------------------------ device logs
+@pytest.fixture(scope="module")
+def golden() -> dict:
+    return json.loads((LOGS / "golden.json").read_text())
+
+
+def _log(name: str) -> devicelog.DeviceLog:
+    return devicelog.parse_log((LOGS / name).read_text())
+
+
+def test_parse_finds_tagged_lines_among_boot_noise_and_colour_codes():
+    log = _log("pass.log")
+    assert log.config["input"] == [320, 320] and log.config["target"] == "esp32p4"
+    assert [len(log.images[n].poses) for n in ("bus", "zidane")] == [2, 1]
+    assert log.images["bus"].summary["count"] == 2
+    assert [m["stage"] for m in log.mem] == ["start", "model_loaded", "end"]  # "end" sits inside colour codes
+    assert log.model_test == "skipped" and log.done == {"images": 2, "errors": 0}
+    assert log.timings()["zidane"] == {"preprocess_ms": 4.88, "model_ms": 729.8, "postprocess_ms": 1.9}
+    assert not log.malformed and not log.errors and log.restarts == 0
+
+
+def test_good_log_matches_within_tolerance(golden):
+    assert devicelog.compare(_log("pass.log"), golden) == []
+    # The same log fails once the tolerance is tighter than its 1.2 px box difference.
+    tight = devicelog.compare(_log("pass.log"), golden, devicelog.Tolerance(box_px=1.0))
+    assert any("missing on the device" in p for p in tight)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("wrong_count.log", [r"zidane: expected pose 0 .* missing on the device"]),
+    ("shifted_box.log", [r"bus: expected pose 0 .* missing .* 5\.0 px off", r"bus: unexpected device pose"]),
+    ("missing_line.log", [r"bus: device announced 2 poses but printed 1", r"bus: expected pose 1 .* missing"]),
+    ("crash.log", [r"no POSE_DONE line", r"zidane: no output from the device"]),
+])
+def test_broken_logs_are_rejected_with_reasons(golden, name, expected):
+    problems = devicelog.compare(_log(name), golden)
+    assert len(problems) == len(expected), problems
+    for pattern, problem in zip(expected, problems):
+        assert re.search(pattern, problem), (pattern, problem)
+
+
+def test_config_mismatch_and_device_errors_are_reported(golden):
+    text = (LOGS / "pass.log").read_text().replace('"conf": 0.250000', '"conf": 0.300000')
+    text += 'POSE_ERROR: {"message": "bus: something broke"}\nPOSE_JSON: {"image": "bus", "cls": 0, "score": 0.9\n'
+    problems = devicelog.compare(devicelog.parse_log(text), golden)
+    assert any(p.startswith("config conf: device 0.3, golden 0.25") for p in problems)
+    assert any("device reported an error: bus: something broke" in p for p in problems)
+    # A cut line does not match the tag pattern (no closing brace) and is simply not a pose.
+    assert len(problems) == 2, problems
+
+
+def test_a_reboot_keeps_only_the_last_run():
+    text = (LOGS / "crash.log").read_text() + (LOGS / "pass.log").read_text()
+    log = devicelog.parse_log(text)
+    assert log.restarts == 1 and log.done is not None and len(log.images["bus"].poses) == 2
+
+
+def test_compare_command_exit_codes(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "yolo11_pose.devicelog", "compare", *args], env=ENV,
+                              check=False, capture_output=True, text=True, timeout=60)
+
+    g = str(LOGS / "golden.json")
+    assert run("--log", str(LOGS / "pass.log"), "--golden", g).returncode == 0
+    r = run("--log", str(LOGS / "shifted_box.log"), "--golden", g)
+    assert r.returncode == 1 and "2 difference(s)" in r.stdout
+    r = run("--log", str(tmp_path / "nope.log"), "--golden", g)
+    assert r.returncode == 2 and r.stderr.strip().startswith("error:") and len(r.stderr.strip().splitlines()) == 1
+
+
+class _FakeDut:
+    """dut.expect over a recorded log, like pexpect: each call consumes up to the match."""
+
+    def __init__(self, text: str):
+        self.buf = text.encode()
+        self.timeouts = []
+
+    def expect(self, pattern, timeout):
+        self.timeouts.append(timeout)
+        m = pattern.search(self.buf)
+        if not m:
+            raise TimeoutError("pattern not found")
+        self.buf = self.buf[m.end():]
+        return m
+
+
+def test_collect_from_dut_reads_until_done(golden):
+    dut = _FakeDut((LOGS / "pass.log").read_text().replace("\n", "\r\n"))
+    lines = devicelog.collect_from_dut(dut.expect, timeout=7)
+    assert lines[-1].startswith("POSE_DONE:") and set(dut.timeouts) == {7}
+    assert devicelog.compare(devicelog.parse_lines(lines), golden) == []
+    with pytest.raises(TimeoutError):  # a crash never prints POSE_DONE: the DUT's timeout ends the wait
+        devicelog.collect_from_dut(_FakeDut((LOGS / "crash.log").read_text()).expect, timeout=1)
+
+
+# ------------------------------------------------------------------------------------------------ frames
+def _make_rgb(out: Path, *images, max_side=640) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(MAKE_RGB), "--out-dir", str(out), "--header", str(out / "frames.h"),
+                           "--max-side", str(max_side), *map(str, images)], env=ENV, check=False, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_make_rgb_frames_are_what_pil_decodes(tmp_path):
+    from PIL import Image
+
+    bus = ultralytics_asset("bus.jpg")
+    r = _make_rgb(tmp_path, bus, ultralytics_asset("zidane.jpg"))
+    assert r.returncode == 0, r.stderr
+    frame = devicelog.read_rgb(tmp_path / "bus.rgb")
+    with Image.open(bus) as im:  # 810x1080 -> 480x640
+        ref = np.asarray(im.convert("RGB").resize((480, 640), Image.Resampling.BILINEAR))
+    assert frame.shape == (640, 480, 3) and np.array_equal(frame, ref)
+    assert devicelog.read_rgb(tmp_path / "zidane.rgb").shape == (360, 640, 3)
+    header = (tmp_path / "frames.h").read_text()
+    assert 'asm("_binary_bus_rgb_start")' in header and "#define TEST_FRAME_COUNT 2" in header
+    # Full size when asked; errors are one line and exit code 2.
+    assert _make_rgb(tmp_path / "full", bus, max_side=0).returncode == 0
+    assert devicelog.read_rgb(tmp_path / "full" / "bus.rgb").shape == (1080, 810, 3)
+    r = _make_rgb(tmp_path, tmp_path / "missing.jpg")
+    assert r.returncode == 2 and "no such picture" in r.stderr
+
+
+def test_read_rgb_rejects_damaged_frames(tmp_path):
+    r = _make_rgb(tmp_path, ultralytics_asset("zidane.jpg"), max_side=64)
+    assert r.returncode == 0, r.stderr
+    good = (tmp_path / "zidane.rgb").read_bytes()
+    for name, data in (("short", good[:-1]), ("magic", b"JPEG" + good[4:]), ("tiny", good[:8])):
+        p = tmp_path / f"{name}.rgb"
+        p.write_bytes(data)
+        with pytest.raises(UserError, match="make_rgb.py"):
+            devicelog.read_rgb(p)
+
+
+# ------------------------------------------------------------------------------------------------ golden (real model)
+def _info(tmp_path: Path, build: Path, espdl: Path) -> Path:
+    r = _make_rgb(tmp_path, ultralytics_asset("bus.jpg"), ultralytics_asset("zidane.jpg"))
+    assert r.returncode == 0, r.stderr
+    info = {"target": "esp32p4", "model_espdl": str(espdl), "twin_candidates": [str(tmp_path / "nowhere"), str(build)],
+            "images": {"bus": str(tmp_path / "bus.rgb"), "zidane": str(tmp_path / "zidane.rgb")},
+            "conf": 0.25, "iou": 0.7, "kpt_thr": 0.5, "max_det": 20}
+    p = tmp_path / "pose_test_info.json"
+    p.write_text(json.dumps(info))
+    return p
+
+
+def _device_log(golden: dict) -> str:
+    """What the firmware prints for these poses (its printf formats), to close the loop on real data."""
+    c = golden["config"]
+    n = golden["model"]["imgsz"]
+    out = [(f'POSE_CONFIG: {{"target": "esp32p4", "input": [{n}, {n}], "conf": {c["conf"]:.6f}, '
+            f'"iou": {c["iou"]:.6f}, "kpt_thr": {c["kpt_thr"]:.6f}, "max_det": {c["max_det"]}}}')]
+    for name, img in golden["images"].items():
+        for p in img["poses"]:
+            kp = ", ".join(f"[{x:.3f}, {y:.3f}, {v:.6f}]" for x, y, v in p["keypoints"])
+            b = ", ".join(f"{v:.3f}" for v in p["box"])
+            out.append(f'POSE_JSON: {{"image": "{name}", "cls": {p["cls"]}, "score": {p["score"]:.6f}, "box": [{b}], '
+                       f'"keypoints": [{kp}]}}')
+        out.append(f'POSE_IMAGE: {{"image": "{name}", "width": {img["width"]}, "height": {img["height"]}, '
+                   f'"count": {len(img["poses"])}, "status": "ok"}}')
+    out.append('POSE_DONE: {"images": 2, "errors": 0}')
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_golden_generation_on_a_real_build(build_p4_320, tmp_path):
+    info = _info(tmp_path, build_p4_320, build_p4_320 / "model.espdl")
+    out = tmp_path / "pose_golden.json"
+    r = subprocess.run([sys.executable, "-m", "yolo11_pose.devicelog", "golden", "--info", str(info), "--out",
+                        str(out)], env=ENV, check=False, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    golden = json.loads(out.read_text())
+    assert golden["model"]["imgsz"] == 320 and golden["model"]["target"] == "esp32p4"
+    assert golden["config"] == {"conf": 0.25, "iou": 0.7, "kpt_thr": 0.5, "max_det": 20}
+    # bus.jpg shows four people and zidane.jpg two: the twin must find people in both.
+    for name, (w, h) in {"bus": (480, 640), "zidane": (640, 360)}.items():
+        img = golden["images"][name]
+        assert (img["width"], img["height"]) == (w, h)
+        assert 1 <= len(img["poses"]) <= 20, name
+        for p in img["poses"]:
+            x1, y1, x2, y2 = p["box"]
+            assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h and p["score"] >= 0.25
+            assert len(p["keypoints"]) == 17
+    assert len(golden["images"]["bus"]["poses"]) >= 2
+
+    # The firmware's own print format round-trips through parse + compare; a 3 px shift of one box does not.
+    log = _device_log(golden)
+    assert devicelog.compare(devicelog.parse_log(log), golden) == []
+    first = golden["images"]["bus"]["poses"][0]["box"]
+    shifted = log.replace(f'"box": [{first[0]:.3f},', f'"box": [{first[0] + 3:.3f},', 1)
+    assert any("bus" in p for p in devicelog.compare(devicelog.parse_log(shifted), golden))
+
+    # ensure_golden reuses a fresh golden for the same model, and remakes it when the info file changes.
+    build = tmp_path
+    out.rename(build / "pose_golden.json")
+    stamp = (build / "pose_golden.json").stat().st_mtime_ns
+    assert devicelog.ensure_golden(build) == golden
+    assert (build / "pose_golden.json").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_twin_must_hold_the_embedded_model(build_p4_320, tmp_path):
+    other = tmp_path / "other.espdl"
+    other.write_bytes((build_p4_320 / "model.espdl").read_bytes() + b"\0")
+    info = devicelog.load_info(_info(tmp_path, build_p4_320, other))
+    with pytest.raises(UserError, match=r"holds another model\.espdl.*YOLO11_POSE_TWIN_DIR"):
+        devicelog.find_twin_dir(info)
+    info["model_espdl"] = str(build_p4_320 / "model.espdl")
+    assert devicelog.find_twin_dir(info) == build_p4_320
+    info["model_espdl"] = str(tmp_path / "not_built.espdl")
+    with pytest.raises(UserError, match="build the test app first"):
+        devicelog.find_twin_dir(info)

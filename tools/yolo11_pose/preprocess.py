@@ -183,12 +183,24 @@ def float_input(rgb: np.ndarray, dst_w: int, dst_h: int, pad: int = PAD_VALUE, c
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 RGB (EXIF orientation ignored, like a camera frame)."""
-    from PIL import Image, UnidentifiedImageError
+def _pil_open():
+    """PIL's own Image.open: Ultralytics replaces it with one that pip-installs a HEIF plugin on unknown files."""
+    from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        from ultralytics.utils import patches
+
+        return getattr(patches, "_image_open", Image.open)
+    except ImportError:
+        return Image.open
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """Read an image file as HxWx3 uint8 RGB (EXIF orientation ignored, like a camera frame)."""
+    from PIL import UnidentifiedImageError
+
+    try:
+        with _pil_open()(path) as im:
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise ValueError(f"{path}: no such image file; check the path") from None

@@ -13,7 +13,7 @@ from yolo11_pose.export import run_onnx
 from yolo11_pose.preprocess import device_input, float_input, load_rgb
 from yolo11_pose.quantize import QuantizedModel, resolve_images, select_images
 
-from .conftest import CALIB_LIST, COCO
+from .conftest import CALIB_LIST, COCO, WEIGHTS
 
 
 def _float_people(onnx_path, rgb, imgsz):
@@ -114,3 +114,23 @@ def test_build_is_incremental(shared, tmp_path, bus_jpg):
     assert build("yolo11n-pose.yaml", 128, **kw)[1]
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["settings"]["imgsz"] == 128
     assert (tmp_path / "out" / "model.espdl").read_bytes() != first
+
+
+def test_error_report_tables_and_chart(shared, tmp_path):
+    from yolo11_pose.export import export_onnx
+    from yolo11_pose.quantize import onnx_node_names, quantize
+
+    export_onnx(str(WEIGHTS), 96, tmp_path)
+    man = quantize(tmp_path / "model.onnx", "esp32p4", 8, str(CALIB_LIST), 8, tmp_path / "q", error_report=True,
+                   progress=False)
+    rep = json.loads((tmp_path / "q" / "error_report.json").read_text())
+    assert set(rep["outputs"]) == {"box0", "score0", "box1", "score1", "box2", "score2", "kpt0", "kpt1", "kpt2"}
+    assert all(0 < v < 1 for v in rep["outputs"].values())
+    names = set(onnx_node_names(tmp_path / "model.onnx"))
+    lw = list(rep["layerwise"].items())
+    assert len(lw) > 80 and all(k in names for k, _ in lw)  # every computing layer, by its ONNX name
+    assert [v for _, v in lw] == sorted((v for _, v in lw), reverse=True)
+    assert rep["graphwise"] and man["error_report"]["worst_layers"]
+    md = (tmp_path / "q" / "error_report.md").read_text()
+    assert "| kpt2 |" in md and lw[0][0] in md
+    assert (tmp_path / "q" / "error_report.png").read_bytes()[:4] == b"\x89PNG"

@@ -151,13 +151,47 @@ def io_quant_info(graph) -> tuple[dict, list[dict]]:
 
 @contextlib.contextmanager
 def _quiet(verbose: bool):
-    """ESP-PPQ prints a banner and per-pass logs to stdout; keep them for --verbose only."""
+    """ESP-PPQ logs hundreds of lines through handles it captured at import: silence fds 1 and 2 unless --verbose.
+
+    What it printed is replayed when the block fails, so an ESP-PPQ error is never hidden.
+    """
     if verbose:
         yield
         return
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        yield
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile(mode="w+b") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        ok = False
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                yield
+            ok = True
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            if not ok:
+                log.seek(0)
+                tail = log.read()[-4000:].decode(errors="replace")
+                if tail.strip():
+                    print(tail, file=sys.stderr)
+
+
+def import_ppq() -> None:
+    """Import ESP-PPQ once with its banner silenced (it prints to stdout, which would spoil --json output)."""
+    import sys
+
+    if "esp_ppq" not in sys.modules:
+        with _quiet(False):
+            import esp_ppq  # noqa: F401
 
 
 def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_calib: int, out_dir: str | Path,
@@ -166,6 +200,8 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
              verbose: bool = False, extra_manifest: dict | None = None) -> dict:
     """Quantize; write out_dir/model.espdl, model.native (PPQ graph), model.info/json (ESP-PPQ dumps), manifest.json."""
     import torch
+
+    import_ppq()
     from esp_ppq.api import espdl_quantize_onnx, export_ppq_graph
     from esp_ppq.api.setting import QuantizationSettingFactory
     from esp_ppq.core import TargetPlatform
@@ -287,6 +323,7 @@ class QuantizedModel:
     """A build folder's quantized graph, run by ESP-PPQ's executor: what the chip computes, on the host."""
 
     def __init__(self, build_dir: str | Path):
+        import_ppq()
         from esp_ppq.api import load_native_graph
         from esp_ppq.executor import TorchExecutor
 

@@ -331,3 +331,101 @@ def test_twin_must_hold_the_embedded_model(build_p4_320, tmp_path):
     info["model_espdl"] = str(tmp_path / "not_built.espdl")
     with pytest.raises(UserError, match="build the test app first"):
         devicelog.find_twin_dir(info)
+
+
+# ------------------------------------------------------------------------------------------------ shipped goldens
+MODELS = REPO / "models"
+SHIPPED = sorted(MODELS.glob("*/yolo11n-pose-*-int8.espdl"))
+
+
+def test_models_are_shipped():
+    assert {(p.parent.name, p.name) for p in SHIPPED} >= {
+        (t, f"yolo11n-pose-{s}-int8.espdl") for t in ("esp32p4", "esp32s3") for s in (640, 416)}
+
+
+@pytest.fixture(scope="module")
+def app_frames(tmp_path_factory) -> dict[str, Path]:
+    """The frames the pose app embeds, made as its CMake makes them (make_rgb.py --max-side 640)."""
+    out = tmp_path_factory.mktemp("app_frames")
+    r = _make_rgb(out, *(ultralytics_asset(f) for f in devicelog.APP_FRAMES.values()), max_side=devicelog.APP_MAX_SIDE)
+    assert r.returncode == 0, r.stderr
+    return {n: out / f"{n}.rgb" for n in devicelog.APP_FRAMES}
+
+
+@pytest.mark.parametrize("espdl", SHIPPED, ids=lambda p: f"{p.parent.name}-{p.stem}")
+def test_every_shipped_model_has_a_golden_for_it(espdl, app_frames):
+    from yolo11_pose.util import sha256_file
+
+    gpath = espdl.with_suffix(".golden.json")
+    assert gpath.is_file(), f"{gpath} missing: make it with `python -m yolo11_pose.devicelog shipped-golden`"
+    g = json.loads(gpath.read_text())
+    imgsz = int(re.search(r"-(\d+)-int8", espdl.name).group(1))
+    assert g["format"] == devicelog.GOLDEN_FORMAT
+    assert g["model"]["espdl_sha256"] == sha256_file(espdl), f"{gpath} was made for another model; remake it"
+    assert (g["model"]["target"], g["model"]["imgsz"], g["model"]["bits"]) == (espdl.parent.name, imgsz, 8)
+    assert g["config"] == devicelog.kconfig_defaults()  # what the default sdkconfig compiles in
+    # The frames it was made for are those the app embeds today, pixel for pixel (else the app falls back to the twin).
+    assert set(g["frames"]) == set(g["images"]) == set(devicelog.APP_FRAMES)
+    for n, f in g["frames"].items():
+        assert f["source"] == f"ultralytics/assets/{devicelog.APP_FRAMES[n]}" and f["max_side"] == 640
+        assert f["rgb_sha256"] == sha256_file(app_frames[n]), f"{n}: make_rgb.py now gives other pixels"
+        rgb = devicelog.read_rgb(app_frames[n])
+        assert (f["width"], f["height"]) == (g["images"][n]["width"], g["images"][n]["height"]) == rgb.shape[1::-1]
+    for n, img in g["images"].items():
+        w, h = img["width"], img["height"]
+        assert 1 <= len(img["poses"]) <= g["config"]["max_det"], n
+        for p in img["poses"]:
+            x1, y1, x2, y2 = p["box"]
+            assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h, (n, p["box"])
+            assert p["cls"] == 0 and g["config"]["conf"] <= p["score"] <= 1
+            kp = np.asarray(p["keypoints"], dtype=float)
+            assert kp.shape == (17, 3), n
+            assert (kp[:, 0] >= 0).all() and (kp[:, 0] <= w).all() and (kp[:, 1] >= 0).all() and (kp[:, 1] <= h).all()
+            assert ((kp[:, 2] >= 0) & (kp[:, 2] <= 1)).all()
+    if (espdl.parent.name, imgsz) == ("esp32p4", 640):
+        assert len(g["images"]["bus"]["poses"]) >= 3  # the most accurate model finds the people in bus.jpg
+
+
+def _shipped_info(tmp_path: Path, espdl: Path, golden: Path, frames: dict[str, Path], **over) -> Path:
+    info = {"target": espdl.parent.name, "model_espdl": str(espdl), "twin_candidates": [str(tmp_path / "nowhere")],
+            "golden_candidates": [str(golden)], "images": {n: str(p) for n, p in frames.items()},
+            **devicelog.kconfig_defaults(), **over}
+    (tmp_path / "pose_test_info.json").write_text(json.dumps(info))
+    return tmp_path / "pose_test_info.json"
+
+
+def test_shipped_golden_is_used_for_its_model(tmp_path, app_frames):
+    espdl = MODELS / "esp32p4" / "yolo11n-pose-640-int8.espdl"
+    shipped = json.loads(espdl.with_suffix(".golden.json").read_text())
+    _shipped_info(tmp_path, espdl, espdl.with_suffix(".golden.json"), app_frames)
+    # No twin folder exists here: the golden can only come from the shipped file.
+    assert devicelog.ensure_golden(tmp_path) == shipped
+    assert json.loads((tmp_path / "pose_golden.json").read_text()) == shipped
+
+
+@pytest.mark.parametrize("change", ["golden_sha", "model", "threshold", "frame"])
+def test_shipped_golden_is_not_used_for_anything_else(tmp_path, app_frames, change):
+    espdl = MODELS / "esp32p4" / "yolo11n-pose-640-int8.espdl"
+    gpath, frames, over = espdl.with_suffix(".golden.json"), dict(app_frames), {}
+    if change == "golden_sha":  # a golden made for another model, next to this one
+        g = json.loads(gpath.read_text())
+        g["model"]["espdl_sha256"] = "0" * 64
+        gpath = tmp_path / "other.golden.json"
+        gpath.write_text(json.dumps(g))
+    elif change == "model":  # the firmware embeds another model than the golden's
+        other = tmp_path / "other.espdl"
+        other.write_bytes(espdl.read_bytes() + b"\0")
+        espdl = other
+    elif change == "threshold":
+        over = {"conf": 0.3}
+    else:  # other pixels (e.g. another Pillow resizes differently)
+        data = bytearray(app_frames["bus"].read_bytes())
+        data[-1] ^= 1
+        frames["bus"] = tmp_path / "bus.rgb"
+        frames["bus"].write_bytes(bytes(data))
+    info = devicelog.load_info(_shipped_info(tmp_path, espdl, gpath, frames, **over))
+    assert devicelog.committed_golden(info)[0] is None
+    # ... so the twin is asked for, and with none there the error names both the twin fix and the unusable golden.
+    with pytest.raises(UserError, match=r"YOLO11_POSE_TWIN_DIR.*unusable shipped goldens: .*golden\.json \(made for"):
+        devicelog.ensure_golden(tmp_path)
+    assert not (tmp_path / "pose_golden.json").exists()

@@ -1,7 +1,9 @@
 """The pose test app on a board: its poses must match the host twin's for the same model and frames.
 
-The expected poses (pose_golden.json in the build folder) are computed on first use from pose_test_info.json, which
-the app's build writes; that needs the `yolo11_pose` Python package with its ML dependencies on this host.
+The expected poses (pose_golden.json in the build folder) come from pose_test_info.json, which the app's build writes:
+for a prebuilt model, the golden shipped next to it (models/<target>/<stem>.golden.json) when it was made for that
+exact .espdl, frame pixels and thresholds; otherwise the host twin computes them, which needs the model's build folder
+(`regenerate` configuration or YOLO11_POSE_TWIN_DIR) and the `yolo11_pose` package with its ML dependencies.
 """
 from __future__ import annotations
 

@@ -19,6 +19,10 @@ Command line (used by the test app's CMake and by the pytest)::
 
     python -m yolo11_pose.devicelog golden --info BUILD/pose_test_info.json --out BUILD/pose_golden.json
     python -m yolo11_pose.devicelog compare --log device.log --golden BUILD/pose_golden.json
+    python -m yolo11_pose.devicelog shipped-golden --twin BUILD_FOLDER --model models/esp32p4/yolo11n-pose-640-int8.espdl
+
+A prebuilt model's golden is shipped next to it (``shipped-golden`` writes it) and used when the firmware embeds that
+exact model with the same frame pixels and thresholds; otherwise the twin computes one.
 """
 from __future__ import annotations
 
@@ -329,10 +333,125 @@ def find_twin_dir(info: dict) -> Path:
                     "build the app's `regenerate` configuration")
 
 
+# ------------------------------------------------------------------------------------------------ shipped goldens
+# The prebuilt models ship with their golden (models/<target>/<stem>.golden.json), because their build folders (the
+# twin needs model.native, ~23 MB) are not shipped. It is valid only for the exact .espdl (espdl_sha256), frames
+# (rgb_sha256: another Pillow could resize differently) and thresholds it was made for.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MAKE_RGB = REPO_ROOT / "test_apps" / "pose" / "tools" / "make_rgb.py"
+# What test_apps/pose/main/CMakeLists.txt embeds: these Ultralytics pictures, through make_rgb.py --max-side 640.
+APP_FRAMES = {"bus": "bus.jpg", "zidane": "zidane.jpg"}
+APP_MAX_SIDE = 640
+# Kconfig symbol and divisor (per mille -> fraction; the same value JSON gives for the info file's "250e-3").
+KCONFIG_THRESHOLDS = {"conf": ("YOLO11_POSE_SCORE_THRESHOLD", 1000), "iou": ("YOLO11_POSE_NMS_THRESHOLD", 1000),
+                      "kpt_thr": ("YOLO11_POSE_KPT_THRESHOLD", 1000), "max_det": ("YOLO11_POSE_MAX_DETECTIONS", 1)}
+
+
+def kconfig_defaults(kconfig: str | Path = REPO_ROOT / "Kconfig") -> dict:
+    """The component's default thresholds (conf, iou, kpt_thr, max_det), as the app's info file writes them."""
+    text = Path(kconfig).read_text()
+    out = {}
+    for key, (sym, scale) in KCONFIG_THRESHOLDS.items():
+        m = re.search(rf"^\s*config {sym}\b.*?^\s*default (\d+)", text, re.S | re.M)
+        if not m:
+            raise UserError(f"{kconfig}: no default for {sym}; check the component's Kconfig")
+        out[key] = int(m.group(1)) if scale == 1 else int(m.group(1)) / scale
+    return out
+
+
+def _frame_sha(path: str | Path) -> str:
+    from .util import sha256_file
+
+    return sha256_file(path)
+
+
+def make_shipped_golden(twin_dir: str | Path, espdl: str | Path) -> dict:
+    """The golden of a shipped model: the twin of ``twin_dir`` (whose model.espdl must equal ``espdl``) on the frames
+    the pose app embeds (made by make_rgb.py itself), with the Kconfig default thresholds."""
+    import subprocess
+    import tempfile
+
+    import PIL
+    import ultralytics
+
+    from .util import sha256_file
+
+    espdl, twin_dir = Path(espdl), Path(twin_dir)
+    if not espdl.is_file() or not (twin_dir / "model.espdl").is_file():
+        raise UserError(f"{espdl} or {twin_dir / 'model.espdl'} does not exist; check the paths")
+    want = sha256_file(espdl)
+    if sha256_file(twin_dir / "model.espdl") != want:
+        raise UserError(f"{twin_dir}/model.espdl differs from {espdl}; give the build folder that produced it")
+    if not MAKE_RGB.is_file():
+        raise UserError(f"{MAKE_RGB} not found; run this from a source checkout of the component")
+    assets = Path(ultralytics.__file__).parent / "assets"
+    cfg = kconfig_defaults()
+    with tempfile.TemporaryDirectory() as tmp:
+        r = subprocess.run([sys.executable, str(MAKE_RGB), "--out-dir", tmp, "--header", f"{tmp}/test_images.h",
+                            "--max-side", str(APP_MAX_SIDE), *(str(assets / f) for f in APP_FRAMES.values())],
+                           capture_output=True, text=True, check=False)
+        if r.returncode != 0:
+            raise UserError(f"make_rgb.py failed: {r.stderr.strip()}")
+        paths = {n: Path(tmp) / f"{n}.rgb" for n in APP_FRAMES}
+        golden = make_golden(twin_dir, {n: read_rgb(p) for n, p in paths.items()}, **cfg)
+        frames = {n: {"source": f"ultralytics/assets/{APP_FRAMES[n]}", "max_side": APP_MAX_SIDE,
+                      "width": golden["images"][n]["width"], "height": golden["images"][n]["height"],
+                      "rgb_sha256": _frame_sha(p)} for n, p in paths.items()}
+    try:
+        rel = str(espdl.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        rel = espdl.name
+    golden["model"].pop("dir", None)  # the build folder is not shipped; name the model file instead
+    golden["model"]["espdl"] = rel
+    golden["frames"] = frames
+    golden["made_with"] = {"ultralytics": ultralytics.__version__, "pillow": PIL.__version__,
+                           "tool": "python -m yolo11_pose.devicelog shipped-golden"}
+    return golden
+
+
+def committed_golden(info: dict) -> tuple[dict | None, list[str]]:
+    """A shipped golden (info["golden_candidates"]) valid for this build, and why each candidate was not."""
+    espdl = Path(info["model_espdl"])
+    if not espdl.is_file():
+        return None, []
+    from .util import sha256_file
+
+    want, why = sha256_file(espdl), []
+    for c in info.get("golden_candidates", []):
+        p = Path(c)
+        try:
+            g = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            why.append(f"{p} (missing or not JSON)")
+            continue
+        if g.get("format") != GOLDEN_FORMAT or g.get("model", {}).get("espdl_sha256") != want:
+            why.append(f"{p} (made for another model)")
+            continue
+        cfg = g.get("config", {})
+        if any(abs(float(cfg.get(k, math.nan)) - float(info[k])) > 1e-9 for k in ("conf", "iou", "kpt_thr", "max_det")):
+            why.append(f"{p} (made for other thresholds)")
+            continue
+        frames = g.get("frames", {})
+        if set(frames) != set(info["images"]) or any(
+                not Path(f).is_file() or _frame_sha(f) != frames[n].get("rgb_sha256") for n, f in info["images"].items()):
+            why.append(f"{p} (made for other frame pixels, e.g. another Pillow)")
+            continue
+        return g, why
+    return None, why
+
+
 def golden_from_info(info_path: str | Path) -> dict:
+    """The shipped golden when one matches the embedded model, frames and thresholds; else the twin's."""
     info = load_info(info_path)
+    shipped, why = committed_golden(info)
+    if shipped is not None:
+        return shipped
     frames = {name: read_rgb(path) for name, path in info["images"].items()}
-    return make_golden(find_twin_dir(info), frames, float(info["conf"]), float(info["iou"]),
+    try:
+        twin = find_twin_dir(info)
+    except UserError as e:
+        raise UserError(f"{e}; unusable shipped goldens: {'; '.join(why)}" if why else str(e)) from None
+    return make_golden(twin, frames, float(info["conf"]), float(info["iou"]),
                        float(info["kpt_thr"]), int(info["max_det"]))
 
 
@@ -367,6 +486,10 @@ def main(argv=None) -> int:
     p = sub.add_parser("golden", help="expected poses for the test app's frames (host twin)")
     p.add_argument("--info", required=True, help="pose_test_info.json from the test app's build folder")
     p.add_argument("--out", required=True, help="where to write the golden JSON")
+    p = sub.add_parser("shipped-golden", help="golden of a prebuilt model, written next to it (.golden.json)")
+    p.add_argument("--twin", required=True, help="the `yolo11-pose build --out` folder that produced the model")
+    p.add_argument("--model", required=True, help="the shipped .espdl (models/<target>/<stem>.espdl)")
+    p.add_argument("--out", help="default: the model's path with .golden.json")
     p = sub.add_parser("compare", help="check a captured device log against a golden JSON")
     p.add_argument("--log", required=True, help="serial output of the pose test app")
     p.add_argument("--golden", required=True)
@@ -379,6 +502,12 @@ def main(argv=None) -> int:
             write_json(a.out, g)
             n = sum(len(v["poses"]) for v in g["images"].values())
             print(f"wrote {a.out}: {n} pose(s) over {len(g['images'])} image(s)")
+            return 0
+        if a.cmd == "shipped-golden":
+            g = make_shipped_golden(a.twin, a.model)
+            out = a.out or str(Path(a.model).with_suffix(".golden.json"))
+            write_json(out, g)
+            print(f"wrote {out}: " + ", ".join(f"{n} {len(v['poses'])} pose(s)" for n, v in g["images"].items()))
             return 0
         try:
             text = Path(a.log).read_text(errors="replace")

@@ -27,10 +27,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
-from yolo11_pose.build import build  # noqa: E402
-from yolo11_pose.evaluate import evaluate  # noqa: E402
-from yolo11_pose.quantize import onnx_node_names  # noqa: E402
-from yolo11_pose.util import UserError, atomic_path  # noqa: E402
+from yolo11_pose.build import build
+from yolo11_pose.evaluate import evaluate
+from yolo11_pose.quantize import onnx_node_names
+from yolo11_pose.util import UserError, atomic_path
 
 SHARED = Path(os.environ.get("YOLO11_POSE_SHARED") or REPO.parent / "shared")
 DATA = SHARED / "data" / "coco-pose-mini"

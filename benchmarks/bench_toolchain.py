@@ -71,13 +71,11 @@ def run_measured(cmd: list[str], log_path: Path, timeout: float) -> dict:
 # ------------------------------------------------------------------------------------- ESP-PPQ's recipe (child side)
 def reference_quantize(onnx_src: str, imgsz: int, num_calib: int, out_dir: str, calib: str) -> int:
     """Espressif's tutorial harness, on our ONNX and our calibration images (runs in the child process)."""
-    import torch
     from esp_ppq import QuantizationSettingFactory
     from esp_ppq.api import espdl_quantize_onnx
     from PIL import Image
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms
-
     from yolo11_pose.quantize import resolve_images, select_images
 
     class CalibDataset(Dataset):

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _common import git_commit  # noqa: E402
 sys.path.insert(0, str(REPO / "tools"))
 
 SHARED = Path(os.environ.get("YOLO11_POSE_SHARED") or REPO.parent / "shared")
@@ -150,14 +152,7 @@ def write_out(path: str | None, text: str) -> None:
 
 
 def header(a) -> str:
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        commit += " (with uncommitted changes)" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    commit = git_commit()
     from importlib.metadata import version
 
     threads = f" (OMP_NUM_THREADS={THREAD_ENV['OMP_NUM_THREADS']})" if THREAD_ENV else ""

@@ -360,7 +360,7 @@ class Executor:
         self._filters: dict[str, tuple] = {}
         self._torch_w: dict = {}
         self._ops = {
-            "Conv": self._conv, "Swish": self._lut_act, "Sigmoid": self._lut_act, "Add": self._add, "Mul": self._mul,
+            "Conv": self._conv, "Swish": self._lut_act, "Sigmoid": self._lut_act, "LUT": self._lut_act, "Add": self._add, "Mul": self._mul,
             "Concat": self._concat, "Split": self._split, "Slice": self._slice, "Reshape": self._reshape,
             "Transpose": self._transpose, "MaxPool": self._maxpool, "Resize": self._resize, "MatMul": self._matmul,
             "Softmax": self._softmax, "QuantizeLinear": self._requant, "RequantizeLinear": self._requant,
@@ -493,23 +493,40 @@ class Executor:
             self._torch_w[key] = torch.from_numpy(np.ascontiguousarray(w.transpose(0, 3, 1, 2))).to(xt.dtype).to(
                 memory_format=torch.channels_last)
         acc = F.conv2d(xt, self._torch_w[key], stride=strides, padding=padding, dilation=dil, groups=group)
-        acc = acc.permute(0, 2, 3, 1).numpy().astype(np.int64)  # exact integers held in floats
+        # Requantize in float64, where every value here is exact (|acc + bias| < 2**53, shifts are powers of two):
+        # (acc + bias) * 2**-shift, rounded by the chip's rule, saturated; the same integers as shift_and_round.
+        acc = acc.to(torch.float64)
         if len(ins) > 2 and ins[2] is not None:
-            bias = np.asarray(ins[2]).astype(np.int64).reshape(-1)
+            bias = np.asarray(ins[2]).reshape(-1)
             if bias.size != n:
                 raise ExecutorError(f"bias has {bias.size} values for {n} output channels")
-            acc = acc + bias
+            acc = acc + torch.from_numpy(bias.astype(np.float64)).view(1, n, 1, 1)
         in_e, out_e = self._exp(nd.inputs[0]), self._exp(nd.outputs[0])
         w_e = self.graph.consts[nd.inputs[1]].exponents or [0]
         if len(w_e) == 1:
-            shift = out_e - w_e[0] - in_e
+            shifts = np.full(n, out_e - w_e[0] - in_e, dtype=np.int64)
         elif len(w_e) == n:  # per-channel (ESP32-P4): srcmb with one shift per output channel
-            shift = np.asarray([out_e - e - in_e for e in w_e], dtype=np.int64)
+            shifts = np.asarray([out_e - e - in_e for e in w_e], dtype=np.int64)
         else:
             raise ExecutorError(f"filter has {len(w_e)} exponents for {n} output channels")
-        out = shift_round(acc, shift, self.rounding)
-        out = self._activation(nd, out)
-        return [_sat(out, dt)]
+        if np.abs(shifts).max() > 60:
+            raise ExecutorError(f"requantization shift {int(np.abs(shifts).max())} is out of range")
+        lo, hi = _LIMITS[dt]
+        if (shifts <= 0).any():  # left shifts saturate to the 32-bit (int8) / 64-bit (int16) buffer first
+            blo, bhi = _LIMITS["int32"] if dt == "int8" else (-(2.0 ** 63), 2.0 ** 63 - 1)
+            acc = torch.where(torch.from_numpy(shifts <= 0).view(1, n, 1, 1),
+                              (acc * torch.from_numpy(2.0 ** -shifts.astype(np.float64)).view(1, n, 1, 1)).clamp(blo, bhi),
+                              acc)
+            shifts = np.maximum(shifts, 0)
+        v = acc * torch.from_numpy(2.0 ** -shifts.astype(np.float64)).view(1, n, 1, 1)
+        v = torch.round(v) if self.rounding == "half_even" else torch.floor(v + 0.5)
+        act = nd.attrs.get("activation", "Linear") or "Linear"
+        if act == "ReLU":
+            v = v.clamp_min(0)
+        elif act != "Linear":
+            raise ExecutorError(f"fused activation {act!r} is not supported")
+        out = v.clamp(lo, hi).to(torch.int8 if dt == "int8" else torch.int16)
+        return [out.permute(0, 2, 3, 1).contiguous().numpy()]
 
     @staticmethod
     def _activation(nd: Node, v: np.ndarray) -> np.ndarray:
@@ -539,10 +556,15 @@ class Executor:
                 if table.size < 2 or 65536 % (table.size - 1) or table.dtype != np.int16:
                     raise ExecutorError(f"int16 lookup table {lut!r} has {table.size} {table.dtype} entries")
                 step = 65536 // (table.size - 1)
-                if step == 1:
-                    return [table[x.astype(np.int32) + 32768]]
-                raise ExecutorError(f"int16 lookup table with step {step} is not supported yet")
+                if step & (step - 1):
+                    raise ExecutorError(f"int16 lookup table step {step} is not a power of two")
+                # lut_index: (uint16(x) ^ 0x8000) >> shift, the dropped bits rounding the index half to even on
+                # ESP32-P4 (CONFIG_PIE_V2_BOOST) and half up elsewhere
+                idx = shift_round(x.astype(np.int64) + 32768, step.bit_length() - 1, self.rounding)
+                return [table[idx]]
             raise ExecutorError(f"lookup table on {x.dtype} input")
+        if nd.op == "LUT":
+            raise ExecutorError("LUT node without a lookup table")
         if x.dtype == np.int8 or x.dtype == np.int16:  # float path (dl_module_swish.hpp / sigmoid)
             t = x.astype(np.float32) * np.float32(2.0 ** self._exp(nd.inputs[0]))
             s = (1.0 / (1.0 + _expf(-t).astype(np.float64))).astype(np.float32)

@@ -18,10 +18,41 @@ get_filename_component(_YOLO11_POSE_COMPONENT_DIR "${CMAKE_CURRENT_LIST_DIR}/.."
 set(_YOLO11_POSE_PREBUILT_TARGETS esp32p4 esp32s3)
 set(_YOLO11_POSE_MENU "menuconfig > Component config > YOLO11 pose estimation")
 
-# Joins its arguments (long messages are split over several string arguments).
+# Joins its arguments (long messages are split over several string arguments). Each is read as ${ARGV<i>}:
+# ${ARGN} is a list, and expanding it would drop the semicolons inside the message text.
 function(_yolo11_pose_fail)
-    string(CONCAT msg ${ARGN})
+    set(msg "")
+    math(EXPR last "${ARGC} - 1")
+    foreach(i RANGE ${last})
+        string(APPEND msg "${ARGV${i}}")
+    endforeach()
     message(FATAL_ERROR "yolo11_pose: ${msg}")
+endfunction()
+
+# The tools' default for `key`, from their one owner (tools/yolo11_pose/cfg/default.yaml: flat `key: value` lines).
+function(_yolo11_pose_default out key)
+    set(file "${_YOLO11_POSE_COMPONENT_DIR}/tools/yolo11_pose/cfg/default.yaml")
+    if(EXISTS "${file}")
+        file(STRINGS "${file}" line REGEX "^${key}:")
+    endif()
+    if(NOT line MATCHES "^${key}:[ ]*([^ #]+)")
+        _yolo11_pose_fail("${file} holds no default for '${key}'; reinstall the component")
+    endif()
+    set(${out} "${CMAKE_MATCH_1}" PARENT_SCOPE)
+endfunction()
+
+# The value of CONFIG_<name>. Empty: with ENV, the environment variable <name> when set (how machine-specific paths
+# reach a build: only idf-build-apps expands "${VAR}" inside sdkconfig files, plain idf.py does not), then the
+# default for `key` (none when `key` is "").
+function(_yolo11_pose_setting out name key)
+    set(v "${CONFIG_${name}}")
+    if(v STREQUAL "" AND "${ARGN}" STREQUAL "ENV" AND NOT "$ENV{${name}}" STREQUAL "")
+        set(v "$ENV{${name}}")
+    endif()
+    if(v STREQUAL "" AND NOT key STREQUAL "")
+        _yolo11_pose_default(v "${key}")
+    endif()
+    set(${out} "${v}" PARENT_SCOPE)
 endfunction()
 
 # Absolute path of `path`, relative ones taken from `base` (the project directory, as menuconfig says).
@@ -62,8 +93,8 @@ endfunction()
 function(_yolo11_pose_calib_files out_files out_source src project_dir)
     if(src STREQUAL "")
         _yolo11_pose_fail("no calibration images set; set 'Calibration images' (CONFIG_YOLO11_POSE_CALIB) in "
-                          "${_YOLO11_POSE_MENU} > Model regeneration to a folder, list file or glob of JPEG/PNG "
-                          "images like those the camera sees")
+                          "${_YOLO11_POSE_MENU} > Model regeneration, or the environment variable YOLO11_POSE_CALIB, "
+                          "to a folder, list file or glob of JPEG/PNG images like those the camera sees")
     endif()
     _yolo11_pose_abspath(path "${src}" "${project_dir}")
     set(deps)
@@ -188,33 +219,27 @@ function(_yolo11_pose_regenerate out_model out_primary work_dir project_dir targ
     endif()
 
     # Settings: validated here so that mistakes surface at configure time, not after minutes of building.
-    set(imgsz "${CONFIG_YOLO11_POSE_IMGSZ}")
-    if(imgsz STREQUAL "")
-        set(imgsz 640)
+    # Unset ones take the tools' defaults (tools/yolo11_pose/cfg/default.yaml).
+    _yolo11_pose_setting(imgsz YOLO11_POSE_IMGSZ imgsz)
+    _yolo11_pose_default(imgsz_min imgsz_min)
+    _yolo11_pose_default(imgsz_max imgsz_max)
+    _yolo11_pose_default(imgsz_multiple imgsz_multiple)
+    if(NOT imgsz MATCHES "^[0-9]+$")
+        set(imgsz 0)
     endif()
-    math(EXPR rem "${imgsz} % 32")
-    if(imgsz LESS 96 OR imgsz GREATER 1280 OR NOT rem EQUAL 0)
-        _yolo11_pose_fail("input size ${imgsz} is not a multiple of 32 in 96..1280; fix CONFIG_YOLO11_POSE_IMGSZ")
+    math(EXPR rem "${imgsz} % ${imgsz_multiple}")
+    if(imgsz LESS imgsz_min OR imgsz GREATER imgsz_max OR NOT rem EQUAL 0)
+        _yolo11_pose_fail("input size ${CONFIG_YOLO11_POSE_IMGSZ} is not a multiple of ${imgsz_multiple} in "
+                          "${imgsz_min}..${imgsz_max}; fix CONFIG_YOLO11_POSE_IMGSZ")
     endif()
-    set(bits "${CONFIG_YOLO11_POSE_BITS}")
-    if(bits STREQUAL "")
-        set(bits 8)
-    endif()
-    set(num_calib "${CONFIG_YOLO11_POSE_NUM_CALIB}")
-    if(num_calib STREQUAL "")
-        set(num_calib 64)
-    endif()
-    set(calib_mode "${CONFIG_YOLO11_POSE_CALIB_MODE}")
-    if(calib_mode STREQUAL "")
-        set(calib_mode square)
-    endif()
+    _yolo11_pose_setting(bits YOLO11_POSE_BITS bits)
+    _yolo11_pose_setting(num_calib YOLO11_POSE_NUM_CALIB num_calib)
+    _yolo11_pose_setting(calib_mode YOLO11_POSE_CALIB_MODE calib_mode)
 
     # Weights: a file (the build depends on its content), or the bare name of an official checkpoint or
     # architecture that Ultralytics fetches itself (the command runs in work_dir, where a download lands).
-    set(weights "${CONFIG_YOLO11_POSE_WEIGHTS}")
-    if(weights STREQUAL "")
-        set(weights "yolo11n-pose.pt")
-    endif()
+    # Empty in menuconfig: the environment variable YOLO11_POSE_WEIGHTS, else the default name.
+    _yolo11_pose_setting(weights YOLO11_POSE_WEIGHTS weights ENV)
     set(weights_deps)
     _yolo11_pose_abspath(wpath "${weights}" "${project_dir}")
     if(EXISTS "${wpath}" AND NOT IS_DIRECTORY "${wpath}")
@@ -230,11 +255,13 @@ function(_yolo11_pose_regenerate out_model out_primary work_dir project_dir targ
         endif()
     else()
         _yolo11_pose_fail("weights ${wpath} do not exist; set 'Weights' (CONFIG_YOLO11_POSE_WEIGHTS) in "
-                          "${_YOLO11_POSE_MENU} > Model regeneration to your .pt file (absolute or relative to "
-                          "${project_dir})")
+                          "${_YOLO11_POSE_MENU} > Model regeneration, or leave it empty and set the environment "
+                          "variable YOLO11_POSE_WEIGHTS, to your .pt file (absolute or relative to ${project_dir})")
     endif()
 
-    _yolo11_pose_calib_files(calib_deps calib_src "${CONFIG_YOLO11_POSE_CALIB}" "${project_dir}")
+    # Empty in menuconfig: the environment variable YOLO11_POSE_CALIB (paths that differ per machine, e.g. in CI).
+    _yolo11_pose_setting(calib YOLO11_POSE_CALIB "" ENV)
+    _yolo11_pose_calib_files(calib_deps calib_src "${calib}" "${project_dir}")
     if(_yolo11_pose_calib_count LESS num_calib)
         _yolo11_pose_fail("${calib_src} holds ${_yolo11_pose_calib_count} calibration images but "
                           "CONFIG_YOLO11_POSE_NUM_CALIB is ${num_calib}; add images or lower the number")
@@ -349,7 +376,7 @@ function(_yolo11_pose_model_setup)
     # 1. Source.
     if(CONFIG_YOLO11_POSE_MODEL_REGENERATE)
         _yolo11_pose_regenerate(model primary "${work_dir}" "${project_dir}" "${target}")
-        set(src_desc "regenerated from ${CONFIG_YOLO11_POSE_WEIGHTS}")
+        set(src_desc "regenerated by yolo11-pose build")
         set(known_size "")
     else()
         if(CONFIG_YOLO11_POSE_MODEL_CUSTOM_FILE)

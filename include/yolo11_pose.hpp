@@ -59,8 +59,10 @@ public:
     /// Full results (float coordinates, keypoint confidence and visibility); null on error, `*status` says why.
     const Postprocessor *detect(const dl::image::img_t &img, const Rect *crop = nullptr, Status *status = nullptr);
 
-    Detect &set_score_thr(float score_thr, int idx = 0) override; ///< 0 < thr < 1
-    Detect &set_nms_thr(float nms_thr, int idx = 0) override;     ///< 0..1
+    // Covariant returns (Detect& in ESP-DL) so that every setter chains; through a Detect&, pass idx (0) too:
+    // ESP-DL's Detect declares it without a default.
+    YOLO11Pose &set_score_thr(float score_thr, int idx = 0) override; ///< 0 < thr < 1
+    YOLO11Pose &set_nms_thr(float nms_thr, int idx = 0) override;     ///< 0..1
     YOLO11Pose &set_kpt_thr(float kpt_thr);                       ///< 0..1, on the keypoint's sigmoid
     YOLO11Pose &set_max_det(int max_det); ///< 1..CONFIG_YOLO11_POSE_MAX_DETECTIONS
     dl::Model *get_raw_model(int idx = 0) override;

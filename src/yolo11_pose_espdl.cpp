@@ -239,7 +239,7 @@ std::list<dl::detect::result_t> &YOLO11Pose::run(const dl::image::img_t &img)
     return m_results;
 }
 
-dl::detect::Detect &YOLO11Pose::set_score_thr(float score_thr, int idx)
+YOLO11Pose &YOLO11Pose::set_score_thr(float score_thr, int idx)
 {
     (void)idx; // one model, one threshold
     if (score_thr > 0.f && score_thr < 1.f) {
@@ -253,7 +253,7 @@ dl::detect::Detect &YOLO11Pose::set_score_thr(float score_thr, int idx)
     return *this;
 }
 
-dl::detect::Detect &YOLO11Pose::set_nms_thr(float nms_thr, int idx)
+YOLO11Pose &YOLO11Pose::set_nms_thr(float nms_thr, int idx)
 {
     (void)idx;
     if (nms_thr >= 0.f && nms_thr <= 1.f) {

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The tests drive the C++ core built with ASan/UBSan (tests/host); the installed tools use the optimized build.
+os.environ.setdefault("YOLO11_POSE_HOST_VARIANT", "asan")
 SHARED = Path(os.environ.get("YOLO11_POSE_SHARED", REPO.parent / "shared"))
 WEIGHTS = SHARED / "models" / "yolo11n-pose.pt"
 COCO = SHARED / "data" / "coco-pose-mini"

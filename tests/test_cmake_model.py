@@ -34,15 +34,20 @@ def _defs(config: dict) -> list[str]:
 
 
 def configure(project: Path, config: dict, target: str = "esp32p4", python: str | None = None,
-              extra: dict | None = None) -> subprocess.CompletedProcess:
-    """Like `idf.py reconfigure` with an sdkconfig holding `config` (keys without the CONFIG_YOLO11_POSE_ prefix)."""
+              extra: dict | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Like `idf.py reconfigure` with an sdkconfig holding `config` (keys without the CONFIG_YOLO11_POSE_ prefix).
+
+    Values are written into sdkconfig.cmake verbatim, as ESP-IDF does: a "${VAR}" in them is a CMake variable there.
+    `env` replaces the YOLO11_POSE_* environment variables (the others are inherited)."""
     sdk = project / "sdkconfig.cmake"  # rewritten in full every time, as ESP-IDF does
     sdk.write_text("".join(f'set(CONFIG_YOLO11_POSE_{k} "{v}")\n' for k, v in config.items()))
     defs = {"STUB_SDKCONFIG": sdk, "IDF_TARGET": target, "STUB_PROJECT_DIR": project,
             "STUB_PYTHON": python or sys.executable, "STUB_PARTITIONS": "", "STUB_ESPDL_DIR": ""}
     defs.update(extra or {})
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("YOLO11_POSE_")}
+    environ.update(env or {})
     return subprocess.run(["cmake", "-S", str(STUB), "-B", str(project / "build"), "-G", "Ninja", *_defs(defs)],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False, env=environ)
 
 
 def build(project: Path, *targets: str) -> subprocess.CompletedProcess:
@@ -163,7 +168,9 @@ def test_custom_file_to_partition(tmp_path):
 
 def test_custom_file_errors(tmp_path):
     cfg = {"MODEL_CUSTOM_FILE": "y", "MODEL_FILE": "nothere.espdl", **RODATA}
-    assert "nothere.espdl does not exist" in config_error(configure(tmp_path, cfg))
+    # The whole message, semicolon included (the module's joining once dropped every ';').
+    assert f"{tmp_path / 'nothere.espdl'} does not exist; fix the path in menuconfig" in \
+        config_error(configure(tmp_path, cfg))
     (tmp_path / "bad.espdl").write_bytes(b"PK\x03\x04 not a model")
     cfg["MODEL_FILE"] = str(tmp_path / "bad.espdl")
     assert "is not an ESP-DL model" in config_error(configure(tmp_path, cfg))
@@ -308,3 +315,75 @@ def test_regenerate_missing_ml_packages_listed(tmp_path):
     text = config_error(configure(proj, _regen_cfg(PYTHON=venv / "bin" / "python")))
     assert "Python packages missing: torch, ultralytics, onnx, esp_ppq, onnxslim." in text
     assert f'"{venv / "bin" / "python"}" -m pip install "{REPO}"' in text
+
+
+# ------------------------------------------------------------------------------- regenerate settings from the environment
+def _fake_regen_project(tmp_path: Path) -> Path:
+    """Just enough for configuration: CMake lists the files but does not read them."""
+    proj = tmp_path / "proj"
+    for d in ("w", "calib", "calib2"):
+        (proj / d).mkdir(parents=True)
+    (proj / "w" / "best.pt").write_bytes(b"weights")
+    for d in ("calib", "calib2"):
+        for i in range(64):
+            (proj / d / f"{i:03d}.jpg").write_bytes(b"\xff\xd8")
+    return proj
+
+
+def _ci_regenerate_config() -> dict:
+    """test_apps/pose/sdkconfig.ci.regenerate's component settings, as plain idf.py passes them (no expansion)."""
+    cfg = {}
+    for line in (REPO / "test_apps" / "pose" / "sdkconfig.ci.regenerate").read_text().splitlines():
+        if line.startswith("CONFIG_YOLO11_POSE_"):
+            key, _, value = line[len("CONFIG_YOLO11_POSE_"):].partition("=")
+            cfg[key] = value.strip('"')
+    return cfg
+
+
+def _setting(project: Path, flag: str) -> str:
+    settings = (project / "build" / "yolo11_pose" / "settings.txt").read_text().splitlines()
+    return settings[settings.index(flag) + 1]
+
+
+def test_regenerate_ci_config_takes_paths_from_the_environment(tmp_path):
+    proj = _fake_regen_project(tmp_path)
+    cfg = _ci_regenerate_config()
+    assert cfg["MODEL_REGENERATE"] == "y" and "${" not in "".join(cfg.values())
+    part = {"STUB_PARTITIONS": "model=0x400000"}
+    env = {"YOLO11_POSE_WEIGHTS": "w/best.pt", "YOLO11_POSE_CALIB": "calib"}  # relative to the project, as menuconfig
+    configure_ok(proj, cfg, extra=part, env=env)
+    assert _setting(proj, "--weights") == str(proj / "w" / "best.pt")
+    assert _setting(proj, "--calib") == str(proj / "calib")
+    assert _setting(proj, "--imgsz") == "320" and _setting(proj, "--num-calib") == "32"
+
+    # The older form of that file: "${VAR}" reaches CMake as an empty variable, so the environment still answers.
+    configure_ok(proj, {**cfg, "WEIGHTS": "${YOLO11_POSE_WEIGHTS}", "CALIB": "${YOLO11_POSE_CALIB}"}, extra=part,
+                 env=env)
+    assert _setting(proj, "--calib") == str(proj / "calib")
+
+    # A menuconfig value wins over the environment.
+    configure_ok(proj, {**cfg, "CALIB": "calib2"}, extra=part, env=env)
+    assert _setting(proj, "--calib") == str(proj / "calib2")
+
+    # Nothing set: the default weights name, and calibration says where to set it (one whole message).
+    r = configure(proj, cfg, extra=part, env={})
+    text = config_error(r)
+    assert "no calibration images set; set 'Calibration images' (CONFIG_YOLO11_POSE_CALIB) in menuconfig" in text
+    assert "or the environment variable YOLO11_POSE_CALIB" in text
+    r = configure_ok(proj, cfg, extra=part, env={"YOLO11_POSE_CALIB": str(proj / "calib")})
+    assert _setting(proj, "--weights") == "yolo11n-pose.pt" and "Ultralytics will fetch it" in r.stdout
+
+
+def test_regenerate_defaults_come_from_the_tools_defaults(tmp_path):
+    """Settings missing from the sdkconfig take tools/yolo11_pose/cfg/default.yaml's values."""
+    from yolo11_pose import cfg as defaults
+
+    proj = _fake_regen_project(tmp_path)
+    configure_ok(proj, {"MODEL_REGENERATE": "y", "WEIGHTS": "w/best.pt", "CALIB": "calib", **RODATA})
+    assert _setting(proj, "--imgsz") == str(defaults.IMGSZ)
+    assert _setting(proj, "--bits") == str(defaults.BITS)
+    assert _setting(proj, "--num-calib") == str(defaults.NUM_CALIB)
+    assert _setting(proj, "--calib-mode") == defaults.CALIB_MODE
+    text = config_error(configure(proj, {"MODEL_REGENERATE": "y", "WEIGHTS": "w/best.pt", "CALIB": "calib",
+                                         "IMGSZ": defaults.IMGSZ_MAX + defaults.IMGSZ_MULTIPLE, **RODATA}))
+    assert f"is not a multiple of {defaults.IMGSZ_MULTIPLE} in {defaults.IMGSZ_MIN}..{defaults.IMGSZ_MAX}" in text

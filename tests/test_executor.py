@@ -115,7 +115,8 @@ def _iou(a, b) -> float:
 
 
 def test_espressif_files_find_the_people_on_their_bus_image():
-    """Espressif's README (P4 QAT file, score 0.25, NMS 0.7): four people with these boxes."""
+    """Espressif's README (P4 QAT file, score 0.25, NMS 0.7): four people with these boxes. Their device decoded the
+    JPEG with its own decoder, so pixels, and the weak fourth detection's score, differ slightly from ours."""
     from yolo11_pose.preprocess import load_rgb
     from yolo11_pose.twin import Twin
 
@@ -130,7 +131,9 @@ def test_espressif_files_find_the_people_on_their_bus_image():
         assert len(main) == 3, (key, [(p.box.tolist(), p.score) for p in poses])
         for box, score in published[:3]:
             best = max(main, key=lambda p: _iou(p.box, box))
-            assert _iou(best.box, box) > 0.9 and abs(best.score - score) < 0.05, (key, box, best.box, best.score)
+            # the scores are those of the P4 QAT file; the others' differ a little (their own quantization)
+            tol = 0.02 if key == "p4_v2" else 0.15
+            assert _iou(best.box, box) > 0.9 and abs(best.score - score) < tol, (key, box, best.box, best.score)
         if key == "p4_v2":  # the file their README ran: the fourth, half-hidden man too
             assert len(poses) == 4
             p4 = min(poses, key=lambda p: p.score)

@@ -88,7 +88,8 @@ def test_idf_build_apps_lists_apps_for_their_targets(tmp_path):
         return (app, target, config, f"build_{target}_{config}")
 
     assert found == {row("pose", t, c) for t in ("esp32p4", "esp32s3") for c in ("default", "regenerate")} | \
-        {row("core_unity", t, "default") for t in ("esp32p4", "esp32s3", "linux")}
+        {row("core_unity", t, "default") for t in ("esp32p4", "esp32s3", "linux")} | \
+        {row("get_started", t, "default") for t in ("esp32p4", "esp32s3")}
 
 
 # ------------------------------------------------------------------------------------------------ Unity cases
@@ -240,6 +241,94 @@ def test_make_rgb_frames_are_what_pil_decodes(tmp_path):
     assert r.returncode == 2 and "no such picture" in r.stderr
 
 
+def test_app_frames_need_only_the_standard_library(tmp_path):
+    """Configuring the pose app converts its committed frames with a bare Python: no site-packages at all."""
+    frames = [devicelog.APP_FRAME_DIR / f for f in devicelog.APP_FRAMES.values()]
+    r = subprocess.run([sys.executable, "-I", "-S", str(MAKE_RGB), "--out-dir", str(tmp_path), "--header",
+                        str(tmp_path / "frames.h"), "--max-side", "640", *map(str, frames)], check=False,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    from PIL import Image
+
+    for name, f in zip(devicelog.APP_FRAMES, frames):
+        with Image.open(f) as im:
+            assert np.array_equal(devicelog.read_rgb(tmp_path / f"{name}.rgb"), np.asarray(im.convert("RGB")))
+    # Downscaling, or a JPEG, needs Pillow: said in one line, exit code 2.
+    r = subprocess.run([sys.executable, "-I", "-S", str(MAKE_RGB), "--out-dir", str(tmp_path), "--header",
+                        str(tmp_path / "frames.h"), "--max-side", "320", str(frames[0])], check=False,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "needs Pillow" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    # The app's build uses these frames, and nothing from Ultralytics.
+    cmake = (REPO / "test_apps" / "pose" / "main" / "CMakeLists.txt").read_text()
+    assert "../frames/${n}.png" in cmake and "ultralytics" not in cmake.lower()
+    assert {n for n in devicelog.APP_FRAMES} == {"bus", "zidane"}
+    assert re.search(r"^set\(frame_names bus zidane\)$", cmake, re.M)
+
+
+def test_app_frames_are_ultralytics_pictures_downscaled(tmp_path):
+    """Provenance (frames/README.md): Pillow's bilinear downscale of Ultralytics' own pictures, pixel for pixel."""
+    for name, src in devicelog.APP_FRAME_SOURCES.items():
+        r = _make_rgb(tmp_path, ultralytics_asset(Path(src).name), max_side=devicelog.APP_MAX_SIDE)
+        assert r.returncode == 0, r.stderr
+        from PIL import Image
+
+        with Image.open(devicelog.APP_FRAME_DIR / devicelog.APP_FRAMES[name]) as im:
+            assert np.array_equal(devicelog.read_rgb(tmp_path / f"{name}.rgb"), np.asarray(im.convert("RGB"))), name
+
+
+def _png(path: Path, arr: np.ndarray, filter_type: int) -> None:
+    """A PNG whose every row uses `filter_type` (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth), written by hand."""
+    import struct
+    import zlib
+
+    h, w = arr.shape[:2]
+    ch = 1 if arr.ndim == 2 else arr.shape[2]
+    rows, prev = [], np.zeros(w * ch, np.int32)
+    for y in range(h):
+        cur = arr[y].reshape(-1).astype(np.int32)
+        left = np.concatenate([np.zeros(ch, np.int32), cur[:-ch]])
+        upleft = np.concatenate([np.zeros(ch, np.int32), prev[:-ch]])
+        if filter_type == 4:
+            pa, pb, pc = abs(prev - upleft), abs(left - upleft), abs(left + prev - 2 * upleft)
+            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, upleft))
+        else:
+            pred = [0 * cur, left, prev, (left + prev) >> 1][filter_type]
+        rows.append(bytes([filter_type]) + ((cur - pred) & 255).astype(np.uint8).tobytes())
+        prev = cur
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ctype = {1: 0, 3: 2, 4: 6}[ch]
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, ctype, 0, 0, 0)) +
+                     chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("channels", [3, 4, 1])
+@pytest.mark.parametrize("filter_type", range(5))
+def test_make_rgb_png_reader_matches_pillow(tmp_path, channels, filter_type):
+    """The standard-library PNG reader of make_rgb.py against Pillow, for every row filter and colour type."""
+    from PIL import Image
+
+    rng = np.random.default_rng(filter_type)
+    arr = rng.integers(0, 256, (23, 31, channels), dtype=np.uint8)
+    arr[5:12, 3:20] = 200  # flat areas too, where the predictors tie
+    arr = arr.squeeze(-1) if channels == 1 else arr
+    png = tmp_path / "p.png"
+    _png(png, arr, filter_type)
+    r = _make_rgb(tmp_path, png)
+    assert r.returncode == 0, r.stderr
+    with Image.open(png) as im:
+        assert np.array_equal(np.asarray(im), arr)  # the hand-written file is a valid PNG of `arr`
+        assert np.array_equal(devicelog.read_rgb(tmp_path / "p.rgb"), np.asarray(im.convert("RGB")))
+    # A damaged file (checksum) is refused in one line.
+    data = bytearray(png.read_bytes())
+    data[45] ^= 0xFF
+    png.write_bytes(bytes(data))
+    r = _make_rgb(tmp_path, png)
+    assert r.returncode == 2 and "not a readable picture" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
 def test_read_rgb_rejects_damaged_frames(tmp_path):
     r = _make_rgb(tmp_path, ultralytics_asset("zidane.jpg"), max_side=64)
     assert r.returncode == 0, r.stderr
@@ -253,7 +342,7 @@ def test_read_rgb_rejects_damaged_frames(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ golden (real model)
 def _info(tmp_path: Path, build: Path, espdl: Path) -> Path:
-    r = _make_rgb(tmp_path, ultralytics_asset("bus.jpg"), ultralytics_asset("zidane.jpg"))
+    r = _make_rgb(tmp_path, *(devicelog.APP_FRAME_DIR / f for f in devicelog.APP_FRAMES.values()))
     assert r.returncode == 0, r.stderr
     info = {"target": "esp32p4", "model_espdl": str(espdl), "twin_candidates": [str(tmp_path / "nowhere"), str(build)],
             "images": {"bus": str(tmp_path / "bus.rgb"), "zidane": str(tmp_path / "zidane.rgb")},
@@ -347,7 +436,8 @@ def test_models_are_shipped():
 def app_frames(tmp_path_factory) -> dict[str, Path]:
     """The frames the pose app embeds, made as its CMake makes them (make_rgb.py --max-side 640)."""
     out = tmp_path_factory.mktemp("app_frames")
-    r = _make_rgb(out, *(ultralytics_asset(f) for f in devicelog.APP_FRAMES.values()), max_side=devicelog.APP_MAX_SIDE)
+    r = _make_rgb(out, *(devicelog.APP_FRAME_DIR / f for f in devicelog.APP_FRAMES.values()),
+                  max_side=devicelog.APP_MAX_SIDE)
     assert r.returncode == 0, r.stderr
     return {n: out / f"{n}.rgb" for n in devicelog.APP_FRAMES}
 
@@ -367,7 +457,7 @@ def test_every_shipped_model_has_a_golden_for_it(espdl, app_frames):
     # The frames it was made for are those the app embeds today, pixel for pixel (else the app falls back to the twin).
     assert set(g["frames"]) == set(g["images"]) == set(devicelog.APP_FRAMES)
     for n, f in g["frames"].items():
-        assert f["source"] == f"ultralytics/assets/{devicelog.APP_FRAMES[n]}" and f["max_side"] == 640
+        assert f["source"] == devicelog.APP_FRAME_SOURCES[n] and f["max_side"] == 640
         assert f["rgb_sha256"] == sha256_file(app_frames[n]), f"{n}: make_rgb.py now gives other pixels"
         rgb = devicelog.read_rgb(app_frames[n])
         assert (f["width"], f["height"]) == (g["images"][n]["width"], g["images"][n]["height"]) == rgb.shape[1::-1]

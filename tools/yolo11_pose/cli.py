@@ -6,41 +6,80 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
-from . import __version__
+from . import __version__, cfg
 from .util import UserError
 
-DEFAULT_CALIB_HELP = "images for calibration: a folder, a list file (one name per line) or a glob"
+DEFAULT_CALIB_HELP = ("images for calibration: a folder, a list file (one name per line) or a glob (quote it, "
+                      "e.g. 'calib/*.jpg')")
+IMGSZ_HELP = (f"square model input size in pixels, a multiple of {cfg.IMGSZ_MULTIPLE} from {cfg.IMGSZ_MIN} to "
+              f"{cfg.IMGSZ_MAX}")
+# The device's defaults (cfg/default.yaml), so that the twin shows what YOLO11Pose::run() returns.
+CONF_HELP = f"score threshold on the person score, 0 < conf < 1 (default {cfg.CONF:g}, as on the device)"
+IOU_HELP = (f"NMS IoU threshold, 0..1: of two boxes overlapping more, the lower-scoring one is dropped "
+            f"(default {cfg.IOU:g})")
+KPT_THR_HELP = (f"keypoint visibility threshold on its confidence, 0..1 (default {cfg.KPT_THR:g}); hidden keypoints "
+                "are still reported")
+MAX_DET_HELP = f"at most this many people per image (default {cfg.MAX_DET}, the device's)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one line `error: ...` with exit code 2 (main() prints it), like every other bad input."""
+
+    def error(self, message):
+        raise UserError(f"{message}; see `{self.prog} --help`")
 
 
 def _add_quant_args(p: argparse.ArgumentParser) -> None:
     from .quantize import CALIB_MODES, DEFAULT_CALIB_MODE, DEFAULT_SEED
 
-    p.add_argument("--target", required=True, help="esp32p4 or esp32s3")
-    p.add_argument("--bits", type=int, default=8, help="8 (default) or 16")
+    p.add_argument("--target", required=True, choices=sorted(cfg.TARGET_ROUNDING), help="the chip")
+    p.add_argument("--bits", type=int, default=cfg.BITS, choices=(8, 16),
+                   help=f"8 or 16 (default {cfg.BITS}); mixed precision: 8 with --int16-layers")
     p.add_argument("--calib", required=True, help=DEFAULT_CALIB_HELP)
-    p.add_argument("--num-calib", type=int, default=64, help="number of calibration images (default 64)")
+    p.add_argument("--num-calib", type=int, default=cfg.NUM_CALIB,
+                   help=f"number of calibration images (default {cfg.NUM_CALIB})")
     p.add_argument("--calib-mode", default=DEFAULT_CALIB_MODE, choices=CALIB_MODES,
                    help=f"calibration preprocessing (default {DEFAULT_CALIB_MODE}; letterbox = device-exact)")
     p.add_argument("--int16-layers", default=None,
-                   help="mixed precision: ONNX node names to run in int16 (comma-separated, or a file)")
+                   help="mixed precision: layers to run in int16, named as `yolo11-pose inspect` lists them "
+                        "(comma-separated, or a file with one per line)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the calibration image selection")
     p.add_argument("--error-report", action="store_true",
                    help="also write graph-wise and layer-wise noise-to-signal tables and a chart (slow)")
     p.add_argument("--export-test-values", action="store_true",
                    help="embed a test input and its expected outputs for dl::Model::test() on the device")
+    from .recipe import DEFAULT_RECIPE, RECIPES
+
+    p.add_argument("--recipe", default=DEFAULT_RECIPE, choices=RECIPES,
+                   help=f"quantization recipe (default {DEFAULT_RECIPE}: minutes; accurate: measured calibration "
+                        "choice, logit scales, bias correction, TQT; no labels needed)")
+    p.add_argument("--int16-budget", type=float, default=None, metavar="SHARE",
+                   help="mixed precision chosen by measured sensitivity: at most this share of MACs in int16 (0..1)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N], for ESP-PPQ and torch")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--verbose", action="store_true", help="show ESP-PPQ's own log")
 
 
+def _add_twin_args(p: argparse.ArgumentParser) -> None:
+    from .twin import ENGINES
+
+    p.add_argument("--target", default=None, choices=sorted(cfg.TARGET_ROUNDING),
+                   help="chip of an .espdl that does not record it (Espressif's files): decides the rounding rule")
+    p.add_argument("--engine", default=ENGINES[0], choices=ENGINES,
+                   help="espdl (default): run the file with ESP-DL's integer semantics; ppq: ESP-PPQ's simulation "
+                        "of a build folder's graph, as a cross-check")
+
+
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="yolo11-pose", description=__doc__)
+    ap = _Parser(prog="yolo11-pose", description=__doc__)
     ap.add_argument("--version", action="version", version=f"yolo11-pose {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("export", help="pose checkpoint/YAML -> ONNX with 9 raw head outputs")
     p.add_argument("--weights", required=True, help="Ultralytics pose .pt (or architecture .yaml)")
-    p.add_argument("--imgsz", type=int, default=640, help="square input size, multiple of 32 in 96..1280")
+    p.add_argument("--imgsz", type=int, default=cfg.IMGSZ, help=f"{IMGSZ_HELP} (default {cfg.IMGSZ})")
     p.add_argument("--out", required=True, help="output folder (model.onnx)")
 
     p = sub.add_parser("quantize", help="ONNX -> .espdl with ESP-PPQ")
@@ -49,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="export + quantize; does nothing when inputs and settings are unchanged")
     p.add_argument("--weights", required=True, help="Ultralytics pose .pt (or architecture .yaml)")
-    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--imgsz", type=int, default=cfg.IMGSZ, help=f"{IMGSZ_HELP} (default {cfg.IMGSZ})")
     p.add_argument("--force", action="store_true", help="rebuild even when up to date")
     _add_quant_args(p)
 
@@ -57,24 +96,34 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("predict", help="poses for images: float (.pt/.onnx) or what the device outputs (build folder)")
-    p.add_argument("--model", required=True, help=".pt, .onnx, or a build folder (host twin of the device)")
+    p = sub.add_parser("predict", help="poses for images: float (.pt/.onnx) or what the device outputs (.espdl)")
+    p.add_argument("--model", required=True,
+                   help=".pt, .onnx, a build folder or any .espdl file (run as ESP-DL runs it: the host twin)")
+    _add_twin_args(p)
+    p.add_argument("--save-outputs", default=None, metavar="DIR",
+                   help="also write each image's raw int input and output tensors (.npz, with exponents) here, to "
+                        "diff against a device dump")
     p.add_argument("--image", required=True, nargs="+")
-    p.add_argument("--imgsz", type=int, default=None, help="input size for .pt (default: the build's or 640)")
-    p.add_argument("--conf", type=float, default=0.25)
-    p.add_argument("--iou", type=float, default=0.7)
-    p.add_argument("--kpt-thr", type=float, default=0.5)
+    p.add_argument("--imgsz", type=int, default=None,
+                   help=f"{IMGSZ_HELP}; only for a .pt (default {cfg.IMGSZ}): .onnx files and builds have their own")
+    p.add_argument("--conf", type=float, default=cfg.CONF, help=CONF_HELP)
+    p.add_argument("--iou", type=float, default=cfg.IOU, help=IOU_HELP)
+    p.add_argument("--kpt-thr", type=float, default=cfg.KPT_THR, help=KPT_THR_HELP)
+    p.add_argument("--max-det", type=int, default=cfg.MAX_DET, help=MAX_DET_HELP)
     p.add_argument("--save-dir", default=None, help="write skeleton overlays (PNG) here")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
 
     p = sub.add_parser("eval", help="COCO keypoint AP of float and quantized models side by side")
-    p.add_argument("--model", required=True, nargs="+", help=".pt, .onnx or build folders")
+    p.add_argument("--model", required=True, nargs="+",
+                   help=".pt, .onnx, build folders or .espdl files; FILE.espdl@esp32s3 names one file's chip")
+    _add_twin_args(p)
     p.add_argument("--annotations", default=None, help="COCO person_keypoints json")
     p.add_argument("--images", required=True, help="image folder")
-    p.add_argument("--imgsz", type=int, default=None)
+    p.add_argument("--imgsz", type=int, default=None,
+                   help=f"{IMGSZ_HELP} (default: the builds' size, else {cfg.IMGSZ}); all models run at one size")
     p.add_argument("--against-float", default=None, metavar="FLOAT_MODEL",
                    help="score against this float model's own predictions (no labels needed)")
-    p.add_argument("--max-images", type=int, default=None)
+    p.add_argument("--max-images", type=int, default=None, help="use only the first N images (default: all)")
     p.add_argument("--report", default=None, help="write eval.json, eval.md and eval.png here")
     return ap
 
@@ -89,11 +138,16 @@ def _cmd_export(a) -> int:
 
 
 def _quant_kwargs(a) -> dict:
+    """Checked here, before any slow work (names are checked against the graph right after export)."""
     from .quantize import parse_layer_list
 
+    int16_layers = parse_layer_list(a.int16_layers)
+    if int16_layers and a.bits == 16:
+        raise UserError("--int16-layers only makes sense with --bits 8 (everything is int16 with --bits 16)")
     return dict(target=a.target, bits=a.bits, calib=a.calib, num_calib=a.num_calib, calib_mode=a.calib_mode,
-                int16_layers=parse_layer_list(a.int16_layers), seed=a.seed, error_report=a.error_report,
-                export_test_values=a.export_test_values)
+                int16_layers=int16_layers, seed=a.seed, error_report=a.error_report,
+                export_test_values=a.export_test_values, recipe=a.recipe, int16_budget=a.int16_budget,
+                device=a.device)
 
 
 def _summary(out, man: dict) -> str:
@@ -130,17 +184,66 @@ def _cmd_inspect(a) -> int:
 def _cmd_predict(a) -> int:
     from .twin import predict_command
 
+    # Everything the run needs is checked before the model loads (tens of seconds) and before any PNG is written.
+    cfg.check_thresholds(a.conf, a.iou, a.kpt_thr, a.max_det)
+    missing = [i for i in a.image if not Path(i).is_file()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise UserError(f"image {missing[0]} not found{more}; check the --image paths")
+    from PIL import UnidentifiedImageError
+
+    from .preprocess import _pil_open
+
+    for img in a.image:  # the header only: cheap, and catches non-images before any output
+        try:
+            with _pil_open()(img):
+                pass
+        except (UnidentifiedImageError, OSError) as e:
+            raise UserError(f"{img}: not a readable image ({e.__class__.__name__}); give JPEG/PNG/BMP files") from None
+    if a.save_dir and Path(a.save_dir).exists() and not Path(a.save_dir).is_dir():
+        raise UserError(f"--save-dir {a.save_dir} is a file; give a folder for the overlay PNGs")
     return predict_command(a)
 
 
 def _cmd_eval(a) -> int:
     from .evaluate import eval_command
 
+    if a.report and Path(a.report).exists() and not Path(a.report).is_dir():
+        raise UserError(f"--report {a.report} is a file; give a folder for eval.json, eval.md and eval.png")
     return eval_command(a)
 
 
+def _parse(argv) -> argparse.Namespace:
+    ap = parser()
+    a, extra = ap.parse_known_args(argv)
+    if extra and getattr(a, "calib", None) and not extra[0].startswith("-") and Path(a.calib).is_file():
+        # `--calib calib/*.jpg` unquoted: the shell passed every file, the first as --calib and the rest as extras.
+        folder = Path(a.calib).parent
+        glob = f"{folder}/*{Path(a.calib).suffix}"
+        raise UserError(f"--calib got {len(extra) + 1} paths ({a.calib}, {extra[0]}, ...): the shell expanded an "
+                        f"unquoted glob; quote it (--calib '{glob}') or give the folder (--calib {folder})")
+    if extra:
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
+    return a
+
+
+def _new_dirs(path) -> list:
+    """The folders that creating `path` would add (it and its missing parents), deepest first."""
+    out, p = [], Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
 def main(argv=None) -> int:
-    a = parser().parse_args(argv)
+    try:
+        a = _parse(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    # A failed export/quantize/build must not leave an empty --out behind (only folders this run created go).
+    created = _new_dirs(a.out) if getattr(a, "out", None) else []
     try:
         return {"export": _cmd_export, "quantize": _cmd_quantize, "build": _cmd_build, "inspect": _cmd_inspect,
                 "predict": _cmd_predict, "eval": _cmd_eval}[a.cmd](a)
@@ -150,6 +253,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; outputs were left as they were before this run", file=sys.stderr)
         return 130
+    finally:
+        for d in created:
+            try:
+                d.rmdir()  # only when empty
+            except OSError:
+                break
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""Run the component's C++ core on the host: the cross-check of the device code against the Python reference.
+"""Run the component's C++ core on the host: the twin's postprocessor and the cross-check of the device code.
 
-The first call builds ``tests/host`` (CMake, host g++ with ESP-IDF's C++ flags plus ASan/UBSan) into a cache folder
-(``$YOLO11_POSE_HOST_BUILD`` or ``~/.cache/yolo11_pose/host-build``) and rebuilds whenever a C++ source changes. Calls
-then go to one long-lived ``yolo11_pose_host`` process (a batch: one request line plus raw bytes per call), so the
-per-image cost is a pipe round trip, not a process start.
+The first call builds the ``yolo11_pose_host`` bridge with CMake and the host compiler into a cache folder
+(``$YOLO11_POSE_HOST_BUILD`` or ``~/.cache/yolo11_pose/host-build``, one sibling per variant) and rebuilds whenever a
+C++ source changes. The sources ship with this package (``host/``: the bridge; ``host/component/``: the component's
+``include/`` and ``src/``, copied in when the wheel is built; in a checkout they are read from the checkout). Two
+variants: ``release`` (optimized; what the tools use) and ``asan`` (ASan/UBSan, built from ``tests/host`` with the
+unit tests; what the test suite uses, through ``$YOLO11_POSE_HOST_VARIANT``). Calls then go to one long-lived
+process (a batch: one request line plus raw bytes per call), so the per-image cost is a pipe round trip.
 """
 from __future__ import annotations
 
@@ -30,10 +33,13 @@ from .decode import (
 )
 from .pixels import BYTES_PER_PIXEL
 from .preprocess import PAD_VALUE, TARGET_ROUNDING, Letterbox
+from .util import UserError
 
 VARIANTS = {"asan": ["-DYOLO11_POSE_SANITIZE=ON", "-DCMAKE_BUILD_TYPE=RelWithDebInfo"],
             "release": ["-DYOLO11_POSE_SANITIZE=OFF", "-DCMAKE_BUILD_TYPE=Release"]}
-_SOURCE_DIRS = ("include", "src", "tests/host")
+HOST_DIR = Path(__file__).resolve().parent / "host"  # the bridge's CMake project, shipped in the package
+_CHECKOUT = Path(__file__).resolve().parents[2]
+_SUFFIXES = (".cpp", ".hpp", ".h", ".txt", ".cmake")
 
 
 class CppError(ValueError):
@@ -44,65 +50,126 @@ class CppError(ValueError):
         self.code = code
 
 
+class HostBuildError(UserError):
+    """The host cannot build the C++ core (no compiler, no CMake, a failed build): one line for the CLI."""
+
+
+def default_variant() -> str:
+    """``$YOLO11_POSE_HOST_VARIANT`` (the tests set ``asan``), else ``release``."""
+    return os.environ.get("YOLO11_POSE_HOST_VARIANT") or "release"
+
+
 def source_root() -> Path:
-    """The component root holding include/, src/ and tests/host/ (``$YOLO11_POSE_SOURCE_DIR`` overrides)."""
-    root = Path(os.environ.get("YOLO11_POSE_SOURCE_DIR") or Path(__file__).resolve().parents[2])
-    if not (root / "tests/host/CMakeLists.txt").is_file() or not (root / "include/yolo11_pose").is_dir():
-        raise RuntimeError(f"C++ sources not found under {root}; run from a checkout of the repository or set "
-                           "YOLO11_POSE_SOURCE_DIR to it")
-    return root
+    """The component root holding include/ and src/: ``$YOLO11_POSE_SOURCE_DIR``, else the copy bundled in the
+    installed package, else the checkout this module runs from."""
+    env = os.environ.get("YOLO11_POSE_SOURCE_DIR")
+    for root in [Path(env)] if env else [HOST_DIR / "component", _CHECKOUT]:
+        if (root / "include/yolo11_pose/postprocess.hpp").is_file() and (root / "src/postprocess.cpp").is_file():
+            return root
+    where = env or f"{HOST_DIR / 'component'} or {_CHECKOUT}"
+    raise HostBuildError(f"the component's C++ sources (include/, src/) are not in {where}; reinstall "
+                         "yolo11-pose-esp, or set YOLO11_POSE_SOURCE_DIR to a checkout of the component")
 
 
-def build_dir(variant: str = "asan") -> Path:
+def _project(root: Path, variant: str) -> Path:
+    """CMake project for a variant: the tests' superset (tests/host) for asan in a checkout, else the bridge alone."""
+    tests = root / "tests/host/CMakeLists.txt"
+    return tests.parent if variant == "asan" and tests.is_file() else HOST_DIR
+
+
+def build_dir(variant: str | None = None) -> Path:
+    variant = variant or default_variant()
     base = os.environ.get("YOLO11_POSE_HOST_BUILD")
     base = Path(base) if base else Path.home() / ".cache" / "yolo11_pose" / "host-build"
     return base if variant == "asan" else base.with_name(base.name + "-" + variant)
 
 
-def _fingerprint(root: Path, variant: str) -> str:
-    h = hashlib.sha256(variant.encode())
-    h.update((shutil.which(os.environ.get("CXX", "g++")) or "").encode())
-    for d in _SOURCE_DIRS:
-        for p in sorted((root / d).rglob("*")):
-            if p.is_file() and p.suffix in (".cpp", ".hpp", ".h", ".txt", ".cmake"):
-                h.update(str(p.relative_to(root)).encode())
-                h.update(p.read_bytes())
+def _toolchain() -> list[str]:
+    """CMake arguments choosing the compiler and generator; one-line errors for what is missing."""
+    if not shutil.which("cmake"):
+        raise HostBuildError("cmake not found: the twin compiles the component's C++ postprocessor for this computer; "
+                             "install CMake 3.16+ (e.g. `pip install cmake` or `apt install cmake`)")
+    cxx_env = os.environ.get("CXX")
+    if cxx_env:  # CMake reads $CXX itself (it may be a launcher plus a compiler)
+        if not shutil.which(cxx_env.split()[0]):
+            raise HostBuildError(f"CXX={cxx_env} not found: set CXX to a C++ compiler (g++ 11+ or clang 14+)")
+        args = []
+    else:
+        cxx = next((shutil.which(n) for n in ("c++", "g++", "clang++") if shutil.which(n)), None)
+        if not cxx:
+            raise HostBuildError("no C++ compiler found (c++, g++, clang++): the twin compiles the component's C++ "
+                                 "postprocessor for this computer; install g++ 11+ or clang 14+ (e.g. `apt install "
+                                 "g++`), or set CXX")
+        args = [f"-DCMAKE_CXX_COMPILER={cxx}"]
+    if shutil.which("ninja"):
+        return ["-G", "Ninja", *args]
+    if shutil.which("make"):
+        return ["-G", "Unix Makefiles", *args]
+    raise HostBuildError("neither ninja nor make found: CMake needs one to build the twin's C++ postprocessor; "
+                         "install one (e.g. `pip install ninja` or `apt install make`)")
+
+
+def _sources(base: Path):
+    for p in sorted(base.rglob("*")):
+        rel = p.relative_to(base).parts
+        # skip build folders someone made inside the tree, and the bundled component (hashed as the source root)
+        if p.is_file() and p.suffix in _SUFFIXES and not any(x.startswith("build") or x in ("CMakeFiles", "component")
+                                                              for x in rel[:-1]):
+            yield p
+
+
+def _fingerprint(config: str, project: Path, root: Path) -> str:
+    h = hashlib.sha256(config.encode())
+    for base in (root / "include", root / "src", project, HOST_DIR):
+        for p in _sources(base):
+            h.update(str(p.relative_to(base)).encode())
+            h.update(p.read_bytes())
     return h.hexdigest()
 
 
-def build(variant: str = "asan", quiet: bool = True) -> Path:
+def build(variant: str | None = None, quiet: bool = True) -> Path:
     """Configure and build the host project if any source changed; returns the build folder."""
+    variant = variant or default_variant()
     if variant not in VARIANTS:
         raise ValueError(f"unknown build variant {variant!r}; use one of {', '.join(VARIANTS)}")
-    for tool in ("cmake", os.environ.get("CXX", "g++")):
-        if not shutil.which(tool):
-            raise RuntimeError(f"{tool} not found; install cmake and g++ to build the C++ core on the host")
     root = source_root()
+    project = _project(root, variant)
     out = build_dir(variant)
     out.mkdir(parents=True, exist_ok=True)
     stamp = out / ".yolo11_pose_stamp"
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers build once
-        fp = _fingerprint(root, variant)
+        fp = _fingerprint("\n".join([str(project), str(root), variant, os.environ.get("CXX", "")]), project, root)
         if stamp.is_file() and stamp.read_text() == fp and (out / "yolo11_pose_host").is_file():
-            return out
-        cache = out / "CMakeCache.txt"
-        if cache.is_file() and str(root / "tests/host") not in cache.read_text(errors="replace"):
-            cache.unlink()  # the cache belongs to another checkout
-        cmds = [["cmake", "-S", str(root / "tests/host"), "-B", str(out), *VARIANTS[variant]],
+            return out  # up to date: no compiler needed
+        toolchain = _toolchain()
+        config = "\n".join([str(project), str(root), *toolchain])
+        seen = out / ".yolo11_pose_config"
+        if not seen.is_file() or seen.read_text() != config:
+            # Another checkout, project, compiler or generator: CMake would refuse (or half-reuse) the old cache.
+            (out / "CMakeCache.txt").unlink(missing_ok=True)
+            shutil.rmtree(out / "CMakeFiles", ignore_errors=True)
+        cmds = [["cmake", "-S", str(project), "-B", str(out), *toolchain, f"-DYOLO11_POSE_COMPONENT_DIR={root}",
+                 *VARIANTS[variant]],
                 ["cmake", "--build", str(out), "-j", str(min(os.cpu_count() or 2, 8))]]
-        for cmd in cmds:
-            r = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if r.returncode:
-                tail = (r.stdout + r.stderr)[-4000:]
-                raise RuntimeError(f"building the C++ host tools failed ({' '.join(cmd[:2])}):\n{tail}")
+        log = out / "build.log"
+        with open(log, "w") as f:
+            for cmd in cmds:
+                r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, check=False)
+                if r.returncode:
+                    f.flush()
+                    first = next((ln.strip() for ln in log.read_text(errors="replace").splitlines()
+                                  if "error" in ln.lower()), "no error line")
+                    raise HostBuildError(f"building the C++ postprocessor for the host failed ({first[:200]}); "
+                                         f"full log: {log}")
+        seen.write_text(config)
         tmp = stamp.with_suffix(".tmp")
         tmp.write_text(fp)
         tmp.replace(stamp)
     return out
 
 
-def executable(name: str = "yolo11_pose_host", variant: str = "asan") -> Path:
+def executable(name: str = "yolo11_pose_host", variant: str | None = None) -> Path:
     return build(variant) / name
 
 
@@ -161,7 +228,8 @@ _hosts: dict[str, _Host] = {}
 _hosts_lock = threading.Lock()
 
 
-def _host(variant: str = "asan") -> _Host:
+def _host(variant: str | None = None) -> _Host:
+    variant = variant or default_variant()
     exe = executable(variant=variant)
     with _hosts_lock:
         h = _hosts.get(variant)
@@ -192,7 +260,7 @@ def _csv(values) -> str:
 def preprocess(frame, dst_w: int, dst_h: int, exponent: int, bits: int = 8, rounding: str = "half_even",
                fmt: str = "rgb888", width: int | None = None, height: int | None = None, stride: int | None = None,
                pad=PAD_VALUE, crop=None, mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0), letterbox: bool = True,
-               variant: str = "asan") -> tuple[np.ndarray, Letterbox]:
+               variant: str | None = None) -> tuple[np.ndarray, Letterbox]:
     """The C++ preprocessor's model input (dst_h x dst_w x 3, int8/int16) and letterbox for one frame.
 
     ``frame`` is an HxWx3 uint8 RGB array (fmt rgb888) or the raw bytes of a ``fmt`` frame with ``width``/``height``.
@@ -226,7 +294,7 @@ def preprocess(frame, dst_w: int, dst_h: int, exponent: int, bits: int = 8, roun
 
 def postprocess_raw(outputs: dict, input_w: int, input_h: int, letterbox: Letterbox | None = None,
                     conf: float = DEFAULT_CONF, iou: float = DEFAULT_IOU, kpt_thr: float = DEFAULT_KPT_THR,
-                    max_det: int = DEFAULT_MAX_DET, kpt_shape=None, variant: str = "asan") -> dict:
+                    max_det: int = DEFAULT_MAX_DET, kpt_shape=None, variant: str | None = None) -> dict:
     """The C++ postprocessor's reply: ``poses`` with cls, score, box, box_int and kpts [x, y, conf, ix, iy, visible]."""
     missing = [n for n in OUTPUT_NAMES if n not in outputs]
     if missing:
@@ -260,7 +328,7 @@ def postprocess_raw(outputs: dict, input_w: int, input_h: int, letterbox: Letter
 
 def postprocess(outputs: dict, input_w: int, input_h: int, letterbox: Letterbox | None = None,
                 conf: float = DEFAULT_CONF, iou: float = DEFAULT_IOU, kpt_thr: float = DEFAULT_KPT_THR,
-                max_det: int = DEFAULT_MAX_DET, kpt_shape=None, variant: str = "asan") -> list[Pose]:
+                max_det: int = DEFAULT_MAX_DET, kpt_shape=None, variant: str | None = None) -> list[Pose]:
     """Same signature and result type as ``decode.decode`` for quantized outputs, computed by the C++ core."""
     reply = postprocess_raw(outputs, input_w, input_h, letterbox, conf, iou, kpt_thr, max_det, kpt_shape, variant)
     bounds = letterbox.bounds if letterbox is not None else (0, 0, input_w, input_h)
@@ -274,9 +342,11 @@ def postprocess(outputs: dict, input_w: int, input_h: int, letterbox: Letterbox 
 __all__ = [
     "BYTES_PER_PIXEL",
     "CppError",
+    "HostBuildError",
     "build",
     "build_dir",
     "close",
+    "default_variant",
     "executable",
     "postprocess",
     "postprocess_raw",

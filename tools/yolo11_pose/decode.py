@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import cfg
 from .preprocess import Letterbox
 
 STRIDES = (8, 16, 32)
 OUTPUT_NAMES = ("box0", "score0", "box1", "score1", "box2", "score2", "kpt0", "kpt1", "kpt2")
 REG_MAX = 16
-DEFAULT_CONF, DEFAULT_IOU, DEFAULT_KPT_THR, DEFAULT_MAX_DET = 0.25, 0.7, 0.5, 300
+# The device's defaults (cfg/default.yaml): max_det too, so that the twin returns what YOLO11Pose::run() does.
+DEFAULT_CONF, DEFAULT_IOU, DEFAULT_KPT_THR, DEFAULT_MAX_DET = cfg.CONF, cfg.IOU, cfg.KPT_THR, cfg.MAX_DET
 
 #: COCO keypoint order; the skeleton is drawn between these indices.
 COCO_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",

@@ -339,8 +339,11 @@ def find_twin_dir(info: dict) -> Path:
 # (rgb_sha256: another Pillow could resize differently) and thresholds it was made for.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAKE_RGB = REPO_ROOT / "test_apps" / "pose" / "tools" / "make_rgb.py"
-# What test_apps/pose/main/CMakeLists.txt embeds: these Ultralytics pictures, through make_rgb.py --max-side 640.
-APP_FRAMES = {"bus": "bus.jpg", "zidane": "zidane.jpg"}
+# What test_apps/pose/main/CMakeLists.txt embeds: these committed frames, through make_rgb.py --max-side 640.
+# They are Ultralytics' pictures (APP_FRAME_SOURCES) downscaled (test_apps/pose/frames/README.md).
+APP_FRAME_DIR = REPO_ROOT / "test_apps" / "pose" / "frames"
+APP_FRAMES = {"bus": "bus.png", "zidane": "zidane.png"}
+APP_FRAME_SOURCES = {"bus": "ultralytics/assets/bus.jpg", "zidane": "ultralytics/assets/zidane.jpg"}
 APP_MAX_SIDE = 640
 # Kconfig symbol and divisor (per mille -> fraction; the same value JSON gives for the info file's "250e-3").
 KCONFIG_THRESHOLDS = {"conf": ("YOLO11_POSE_SCORE_THRESHOLD", 1000), "iou": ("YOLO11_POSE_NMS_THRESHOLD", 1000),
@@ -371,9 +374,6 @@ def make_shipped_golden(twin_dir: str | Path, espdl: str | Path) -> dict:
     import subprocess
     import tempfile
 
-    import PIL
-    import ultralytics
-
     from .util import sha256_file
 
     espdl, twin_dir = Path(espdl), Path(twin_dir)
@@ -382,19 +382,18 @@ def make_shipped_golden(twin_dir: str | Path, espdl: str | Path) -> dict:
     want = sha256_file(espdl)
     if sha256_file(twin_dir / "model.espdl") != want:
         raise UserError(f"{twin_dir}/model.espdl differs from {espdl}; give the build folder that produced it")
-    if not MAKE_RGB.is_file():
-        raise UserError(f"{MAKE_RGB} not found; run this from a source checkout of the component")
-    assets = Path(ultralytics.__file__).parent / "assets"
+    if not MAKE_RGB.is_file() or not APP_FRAME_DIR.is_dir():
+        raise UserError(f"{MAKE_RGB} or {APP_FRAME_DIR} not found; run this from a source checkout of the component")
     cfg = kconfig_defaults()
     with tempfile.TemporaryDirectory() as tmp:
         r = subprocess.run([sys.executable, str(MAKE_RGB), "--out-dir", tmp, "--header", f"{tmp}/test_images.h",
-                            "--max-side", str(APP_MAX_SIDE), *(str(assets / f) for f in APP_FRAMES.values())],
+                            "--max-side", str(APP_MAX_SIDE), *(str(APP_FRAME_DIR / f) for f in APP_FRAMES.values())],
                            capture_output=True, text=True, check=False)
         if r.returncode != 0:
             raise UserError(f"make_rgb.py failed: {r.stderr.strip()}")
         paths = {n: Path(tmp) / f"{n}.rgb" for n in APP_FRAMES}
         golden = make_golden(twin_dir, {n: read_rgb(p) for n, p in paths.items()}, **cfg)
-        frames = {n: {"source": f"ultralytics/assets/{APP_FRAMES[n]}", "max_side": APP_MAX_SIDE,
+        frames = {n: {"source": APP_FRAME_SOURCES[n], "max_side": APP_MAX_SIDE,
                       "width": golden["images"][n]["width"], "height": golden["images"][n]["height"],
                       "rgb_sha256": _frame_sha(p)} for n, p in paths.items()}
     try:
@@ -404,7 +403,7 @@ def make_shipped_golden(twin_dir: str | Path, espdl: str | Path) -> dict:
     golden["model"].pop("dir", None)  # the build folder is not shipped; name the model file instead
     golden["model"]["espdl"] = rel
     golden["frames"] = frames
-    golden["made_with"] = {"ultralytics": ultralytics.__version__, "pillow": PIL.__version__,
+    golden["made_with"] = {"frames": str(APP_FRAME_DIR.relative_to(REPO_ROOT)),
                            "tool": "python -m yolo11_pose.devicelog shipped-golden"}
     return golden
 

@@ -586,6 +586,9 @@ def format_text(model: EspdlModel) -> str:
     external = [prm.name for prm in model.params if prm.external]
     if external:
         lines.append(f"external data: {len(external)} parameters are stored outside this file")
+    from .compat import analyze, format_lines
+
+    lines += format_lines(analyze(model))
     return "\n".join(lines)
 
 
@@ -596,6 +599,9 @@ def to_json(model: EspdlModel) -> dict:
     d["total_stored_param_bytes"] = model.total_stored_param_bytes
     d["has_test_values"] = model.has_test_values
     d["weights_summary"] = weights_summary(model)
+    from .compat import analyze
+
+    d["esp_dl"] = analyze(model)  # operators, attributes and the oldest ESP-DL release that reads them all
     return d
 
 

@@ -139,13 +139,29 @@ def head_snr(float_raw: dict, quant_raw: dict) -> dict[str, float]:
     return {k: round(10 * np.log10(sig[k] / max(noise[k], 1e-30)), 2) for k in sig}
 
 
+def split_target(spec: str, target: str | None = None) -> tuple[str, str | None]:
+    """``MODEL@TARGET`` names the chip of one model (files that do not record theirs); else the common --target."""
+    head, sep, tail = spec.rpartition("@")
+    from .preprocess import TARGET_ROUNDING
+
+    if sep and tail in TARGET_ROUNDING:
+        return head, tail
+    return spec, target
+
+
 def evaluate(models: list[str], images: str, annotations: str | None = None, imgsz: int | None = None,
-             against_float: str | None = None, max_images: int | None = None, log=print) -> list[dict]:
+             against_float: str | None = None, max_images: int | None = None, log=print, engine: str = "espdl",
+             target: str | None = None) -> list[dict]:
     from .twin import load_model
 
     if annotations is None and against_float is None:
         raise UserError("give --annotations (COCO keypoints json) or --against-float FLOAT_MODEL (no labels)")
-    loaded = [load_model(m, imgsz) for m in models]
+    if max_images is not None and max_images < 1:
+        raise UserError(f"--max-images {max_images}: give 1 or more, or leave it out to use every image")
+    loaded = []
+    for m in models:
+        spec, tgt = split_target(m, target)
+        loaded.append(load_model(spec, imgsz, engine=engine, target=tgt))
     size = imgsz or next((m.imgsz for m in loaded if m.kind == "int twin"), loaded[0].imgsz)
     for spec, m in zip(models, loaded):
         if m.imgsz != size:
@@ -201,7 +217,7 @@ def write_report(rows: list[dict], out_dir: str | Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = ensure_writable_dir(out_dir)
+    out = ensure_writable_dir(out_dir, flag="--report")
     write_json(out / "eval.json", rows)
     with atomic_path(out / "eval.md") as tmp:
         Path(tmp).write_text(f"# {title}\n\n{format_table(rows)}\n")
@@ -222,7 +238,8 @@ def write_report(rows: list[dict], out_dir: str | Path, title: str) -> None:
 
 
 def eval_command(a) -> int:
-    rows = evaluate(a.model, a.images, a.annotations, a.imgsz, a.against_float, a.max_images)
+    rows = evaluate(a.model, a.images, a.annotations, a.imgsz, a.against_float, a.max_images,
+                    engine=getattr(a, "engine", "espdl"), target=getattr(a, "target", None))
     print(format_table(rows))
     if a.report:
         what = f"against {a.against_float}" if a.against_float else Path(a.annotations).name

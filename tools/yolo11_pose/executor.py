@@ -454,9 +454,10 @@ class Executor:
             if c is None:
                 raise ExecutorError("the filter is not a constant of the file")
             w = unpack_filter(c.value, c.layout, depthwise, 16 if bits == 8 else 8).astype(np.int64)
+            # the largest |partial sum| any input can produce: float32 sums integers exactly below 2**24
             bound = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max(initial=0)) * (1 << (bits - 1))
             dtype = np.float32 if bound < (1 << 24) else np.float64
-            self._filters[key] = (w, dtype)
+            self._filters[key] = (w, dtype, bound)
         return self._filters[key]
 
     def _conv(self, nd: Node, ins):
@@ -473,7 +474,7 @@ class Executor:
         depthwise = group != 1
         if depthwise and group != cin:
             raise ExecutorError(f"grouped convolution with group {group} on {cin} channels is not supported")
-        w, fdt = self._filter(nd, depthwise, bits)
+        w, fdt, _ = self._filter(nd, depthwise, bits)
         n = w.shape[0]
         if not depthwise and w.shape[3] != cin:
             raise ExecutorError(f"filter takes {w.shape[3]} input channels, the input has {cin}")
@@ -493,14 +494,12 @@ class Executor:
             self._torch_w[key] = torch.from_numpy(np.ascontiguousarray(w.transpose(0, 3, 1, 2))).to(xt.dtype).to(
                 memory_format=torch.channels_last)
         acc = F.conv2d(xt, self._torch_w[key], stride=strides, padding=padding, dilation=dil, groups=group)
-        # Requantize in float64, where every value here is exact (|acc + bias| < 2**53, shifts are powers of two):
-        # (acc + bias) * 2**-shift, rounded by the chip's rule, saturated; the same integers as shift_and_round.
-        acc = acc.to(torch.float64)
+        acc = acc.permute(0, 2, 3, 1)  # NHWC again (contiguous: the conv wrote channels-last)
+        bias = None
         if len(ins) > 2 and ins[2] is not None:
-            bias = np.asarray(ins[2]).reshape(-1)
+            bias = np.asarray(ins[2]).reshape(-1).astype(np.int64)
             if bias.size != n:
                 raise ExecutorError(f"bias has {bias.size} values for {n} output channels")
-            acc = acc + torch.from_numpy(bias.astype(np.float64)).view(1, n, 1, 1)
         in_e, out_e = self._exp(nd.inputs[0]), self._exp(nd.outputs[0])
         w_e = self.graph.consts[nd.inputs[1]].exponents or [0]
         if len(w_e) == 1:
@@ -511,22 +510,28 @@ class Executor:
             raise ExecutorError(f"filter has {len(w_e)} exponents for {n} output channels")
         if np.abs(shifts).max() > 60:
             raise ExecutorError(f"requantization shift {int(np.abs(shifts).max())} is out of range")
-        lo, hi = _LIMITS[dt]
+        # Requantize in floating point where every step is exact: (acc + bias) * 2**-shift rounded by the chip's
+        # rule and saturated gives the integers of shift_and_round. float32 holds it while |acc + bias| < 2**23
+        # (x + 0.5 stays exact for half up), else float64 (< 2**53).
+        bound = self._filters[nd.inputs[1]][2] + (int(np.abs(bias).max()) if bias is not None else 0)
+        rdt = torch.float32 if bound < (1 << 23) and (shifts > 0).all() else torch.float64
+        acc = acc.to(rdt)
+        if bias is not None:
+            acc = acc + torch.from_numpy(bias).to(rdt)
         if (shifts <= 0).any():  # left shifts saturate to the 32-bit (int8) / 64-bit (int16) buffer first
             blo, bhi = _LIMITS["int32"] if dt == "int8" else (-(2.0 ** 63), 2.0 ** 63 - 1)
-            acc = torch.where(torch.from_numpy(shifts <= 0).view(1, n, 1, 1),
-                              (acc * torch.from_numpy(2.0 ** -shifts.astype(np.float64)).view(1, n, 1, 1)).clamp(blo, bhi),
-                              acc)
+            left = torch.from_numpy(shifts <= 0)
+            acc = torch.where(left, (acc * torch.from_numpy(2.0 ** -np.minimum(shifts, 0))).clamp(blo, bhi), acc)
             shifts = np.maximum(shifts, 0)
-        v = acc * torch.from_numpy(2.0 ** -shifts.astype(np.float64)).view(1, n, 1, 1)
+        v = acc * torch.from_numpy(2.0 ** -shifts.astype(np.float64)).to(rdt)
         v = torch.round(v) if self.rounding == "half_even" else torch.floor(v + 0.5)
         act = nd.attrs.get("activation", "Linear") or "Linear"
         if act == "ReLU":
             v = v.clamp_min(0)
         elif act != "Linear":
             raise ExecutorError(f"fused activation {act!r} is not supported")
-        out = v.clamp(lo, hi).to(torch.int8 if dt == "int8" else torch.int16)
-        return [out.permute(0, 2, 3, 1).contiguous().numpy()]
+        lo, hi = _LIMITS[dt]
+        return [v.clamp(lo, hi).to(torch.int8 if dt == "int8" else torch.int16).numpy()]
 
     @staticmethod
     def _activation(nd: Node, v: np.ndarray) -> np.ndarray:

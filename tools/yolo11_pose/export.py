@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cfg
 from .decode import OUTPUT_NAMES
 from .util import UserError, atomic_path, sha256_file
 
 OPSET = 13
-IMGSZ_MIN, IMGSZ_MAX, IMGSZ_STEP = 96, 1280, 32
+IMGSZ_MIN, IMGSZ_MAX, IMGSZ_STEP = cfg.IMGSZ_MIN, cfg.IMGSZ_MAX, cfg.IMGSZ_MULTIPLE
 
 
 def check_imgsz(imgsz: int) -> int:
@@ -134,12 +135,26 @@ def export_onnx(weights: str, imgsz: int, out_dir: str | Path, simplify: bool = 
 
 
 def onnx_meta(path: str | Path) -> dict:
+    """Facts `yolo11-pose export` stored in its ONNX; any other file (a checkpoint, Ultralytics' own ONNX export,
+    whose single decoded output cannot be quantized per head) is refused with the command that makes the right one."""
     import ast
 
     import onnx
 
-    m = onnx.load(str(path), load_external_data=False)
+    fix = "make it with `yolo11-pose export --weights W.pt --imgsz N` (or use `yolo11-pose build`)"
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001  (protobuf's DecodeError and friends: the file is not ONNX)
+        what = "a PyTorch checkpoint, not an ONNX model" if Path(path).suffix == ".pt" else \
+            f"not an ONNX model ({e.__class__.__name__})"
+        raise UserError(f"{path} is {what}; give the model.onnx of `yolo11-pose export`, or {fix}") from None
     meta = {p.key: p.value for p in m.metadata_props}
+    names = [o.name for o in m.graph.output]
+    if set(names) != set(OUTPUT_NAMES):
+        who = "was exported by Ultralytics" if "ultralytics" in meta.get("author", "").lower() or \
+            names == ["output0"] else f"has the outputs {', '.join(names)}"
+        raise UserError(f"{path} {who}, not with the 9 raw head outputs ({', '.join(OUTPUT_NAMES)}) that the device "
+                        f"postprocessor reads; {fix}")
     out = {}
     for k in ("kpt_shape", "nc", "imgsz"):
         if k in meta:

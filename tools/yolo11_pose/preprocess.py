@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cfg
+
 F32 = np.float32
 
 #: ESP-DL rounds half-to-even where the chip's SIMD unit does (ESP32-P4) and half-up elsewhere (ESP32-S3).
-TARGET_ROUNDING = {"esp32p4": "half_even", "esp32s3": "half_up"}
+TARGET_ROUNDING = dict(cfg.TARGET_ROUNDING)  # {"esp32p4": "half_even", "esp32s3": "half_up"}
 TARGETS = tuple(TARGET_ROUNDING)
 PAD_VALUE = 114  # Ultralytics' letterbox grey, also what the reference firmware pads with
 MEAN = 0.0

@@ -20,15 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, cfg
 from .decode import OUTPUT_NAMES
-from .preprocess import IMAGE_SUFFIXES, TARGETS, float_input, load_rgb
+from .preprocess import IMAGE_SUFFIXES, TARGET_ROUNDING, TARGETS, float_input, load_rgb
+from .progress import PhaseMonitor, mark
 from .util import UserError, atomic_path, ensure_writable_dir, sha256_file, write_json
 
 CALIB_MODES = ("square", "letterbox")
 #: Measured on COCO val (official weights, esp32p4 8-bit, 640): squashed calibration keeps 0.86 of float AP,
 #: letterboxed only 0.75 (../shared/REFERENCE.md; our own numbers in benchmarks/). So squash by default.
-DEFAULT_CALIB_MODE = "square"
+DEFAULT_CALIB_MODE = cfg.CALIB_MODE  # "square"
 DEFAULT_SEED = 0
 BATCH = 8
 MIN_CALIB = 8
@@ -45,6 +46,9 @@ def resolve_images(source: str | os.PathLike) -> list[Path]:
     elif p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
         what = f"folder {s}"
+    elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+        raise UserError(f"calibration source {s} is a single image; give a folder, a list file or a quoted glob "
+                        f"such as '{p.parent}/*{p.suffix}'")
     elif p.is_file():
         files = []
         for line in p.read_text(errors="replace").splitlines():
@@ -106,6 +110,21 @@ def onnx_node_names(onnx_path: str | Path) -> list[str]:
     return [n.name for n in onnx.load(str(onnx_path), load_external_data=False).graph.node]
 
 
+#: Layers with weights: the ones worth int16, and the ones `yolo11-pose inspect` lists under their ONNX names
+#: (ESP-PPQ fuses activations into new nodes such as `.../Conv/Swish`, which the ONNX does not have).
+WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
+
+
+def onnx_weighted_layers(onnx_path: str | Path) -> list[str]:
+    import onnx
+
+    return [n.name for n in onnx.load(str(onnx_path), load_external_data=False).graph.node
+            if n.op_type in WEIGHTED_OPS]
+
+
+LAYER_FILE_SUFFIXES = (".txt", ".lst", ".list", ".csv", ".cfg", ".conf", ".yaml", ".yml", ".json")
+
+
 def parse_layer_list(spec: str | None) -> list[str]:
     """`--int16-layers`: comma-separated names, or a file with one name per line (# comments allowed)."""
     if not spec:
@@ -114,6 +133,12 @@ def parse_layer_list(spec: str | None) -> list[str]:
     if p.is_file():
         text = p.read_text().replace(",", "\n")
         return [ln.split("#")[0].strip() for ln in text.splitlines() if ln.split("#")[0].strip()]
+    # One item that looks like a file (a list-file suffix, or in an existing folder) but is not there: say so, instead
+    # of reporting an unknown layer. Layer names end in an operator (`/model.0/conv/Conv`), not in a suffix.
+    if "," not in spec and (p.suffix.lower() in LAYER_FILE_SUFFIXES or
+                            (str(p.parent) not in (".", "/") and p.parent.is_dir())):
+        raise UserError(f"--int16-layers file {spec} not found; give an existing file (one layer per line) or "
+                        "comma-separated layer names")
     return [s.strip() for s in spec.split(",") if s.strip()]
 
 
@@ -150,10 +175,11 @@ def io_quant_info(graph) -> tuple[dict, list[dict]]:
 
 
 @contextlib.contextmanager
-def _quiet(verbose: bool):
+def _quiet(verbose: bool, progress: str | None = None):
     """ESP-PPQ logs hundreds of lines through handles it captured at import: silence fds 1 and 2 unless --verbose.
 
-    What it printed is replayed when the block fails, so an ESP-PPQ error is never hidden.
+    What it printed is replayed when the block fails, so an ESP-PPQ error is never hidden. With ``progress`` (a
+    title), the phase ESP-PPQ is in is shown on the real stderr meanwhile (progress.PhaseMonitor).
     """
     if verbose:
         yield
@@ -167,8 +193,10 @@ def _quiet(verbose: bool):
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         ok = False
+        text = io.StringIO()  # ESP-PPQ's prints and progress bars, in order, for the phase monitor
+        monitor = PhaseMonitor(text.getvalue, saved[1], progress) if progress else contextlib.nullcontext()
         try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            with monitor, contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
                 yield
             ok = True
         finally:
@@ -180,7 +208,7 @@ def _quiet(verbose: bool):
                 os.close(fd)
             if not ok:
                 log.seek(0)
-                tail = log.read()[-4000:].decode(errors="replace")
+                tail = log.read()[-4000:].decode(errors="replace") + text.getvalue()[-4000:]
                 if tail.strip():
                     print(tail, file=sys.stderr)
 
@@ -194,13 +222,118 @@ def import_ppq() -> None:
             import esp_ppq  # noqa: F401
 
 
+# ----------------------------------------------------------------------------------------------- ESP-PPQ export fixes
+#: The ESP-PPQ release whose code `espdl_export_fixes` patches; any other is refused (pyproject pins it too).
+ESPPPQ_VERSION = "1.3.12"
+# Any activation name but Linear/Relu makes ESP-PPQ 1.3.12 skip its "native_kn" branch (see below).
+_TAKE_PACKED_BRANCH = "__yolo11_pose_packed__"
+
+
+def check_ppq_version() -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("esp-ppq")
+    except PackageNotFoundError:
+        found = None
+    if found != ESPPPQ_VERSION:
+        raise UserError(f"esp-ppq {found or 'is not installed'}{' is installed' if found else ''}, but yolo11-pose's "
+                        f"export fixes are written for esp-ppq {ESPPPQ_VERSION}; run "
+                        f"`python -m pip install esp-ppq=={ESPPPQ_VERSION}`")
+
+
+@contextlib.contextmanager
+def espdl_export_fixes(packed_matmul: bool = True):
+    """Scoped fixes of ESP-PPQ 1.3.12, undone on exit, so the `.espdl` is one ESP-DL 3.3.9 reads right and every
+    output (`.espdl`, `model.native`, `model.json`) is the same bytes on every run.
+
+    1. Dynamic MatMul operands (YOLO11's attention `/model.10/m/m.0/attn/MatMul`, `MatMul_1`). ESP-PPQ 1.3.12's
+       `InsertPreNodeOfMatMulPattern.export` marks them `input1_layout = "native_kn"` and leaves the operand as it is;
+       ESP-DL 3.3.9 never reads that attribute (dl_module_matmul.hpp: deserialize reads only `activation` and
+       `quant_type`) and always runs MatMul as a 1x1 conv2d whose filter is the right operand, *packed*:
+       dl_base.hpp ArgsType / dl_base_conv2d: for K x N (HWIO 1x1xKxN) with u = 16 (int8) or 8 (int16) lanes, the
+       first N//u*u output channels are stored as N//u blocks of K x u (element (k, n) at ((n//u)*K + k)*u + n%u), the
+       N%u remaining channels after them as N%u rows of K (`filter_element_unaligned`). ESP-PPQ still has the graph
+       that packs a dynamic operand at run time (Reshape/Transpose, plus Slice/Concat when N%u != 0; what ESP-PPQ
+       1.3.5 always wrote); it runs when the MatMul's activation is not Linear/Relu, so we hide the activation for
+       the duration of the call. The attribute is dropped for every MatMul: ESP-DL 3.3.9 reads none, and newer
+       ESP-DL treats a file without it as packed (ESP-PPQ 1.3.12's own comment), which is what we write.
+    2. `OnnxParser.build_variables` creates the graph's variables by iterating a set of names, so their order, and
+       with it the order of initializers, the numbering of later `PPQ_Variable_N` and the alignment padding, follow
+       PYTHONHASHSEED. We restore graph order (first use by the ONNX nodes), which makes the export byte-stable.
+    3. Every TensorQuantizationConfig gets a "hash" (its identity, pickled into model.native and written to
+       model.json) from a generator seeded with the import time: we seed it with a constant.
+    4. The dummy input ESP-PPQ draws with torch.randn (shape tracing; the test values with --export-test-values):
+       drawn from a fixed seed on a forked RNG, so the caller's random state is untouched.
+    5. torch's thread count changes the float sums of the calibration pass by an ulp here and there (measured: 1 vs 2
+       threads, one KL threshold moved a power of two), and it follows the machine and OMP_NUM_THREADS (which
+       importing Ultralytics sets): one thread, restored on exit.
+
+    `packed_matmul=False` leaves fix 1 out (what ESP-PPQ alone writes): only for the tests of the refusal.
+    """
+    check_ppq_version()
+    import_ppq()
+    import torch
+    from esp_ppq.core.quant import TensorQuantizationConfig
+    from esp_ppq.parser.espdl.export_patterns import InsertPreNodeOfMatMulPattern
+    from esp_ppq.parser.onnx_parser import OnnxParser
+
+    matmul_export = InsertPreNodeOfMatMulPattern.export
+    build_variables = OnnxParser.build_variables
+
+    def packed_matmul_export(self, op, graph, **kwargs):
+        if op.type != "MatMul":
+            return matmul_export(self, op, graph, **kwargs)
+        attrs = op.attributes
+        had, act = "activation" in attrs, attrs.get("activation")
+        if not op.inputs[1].is_parameter:
+            attrs["activation"] = _TAKE_PACKED_BRANCH
+        try:
+            return matmul_export(self, op, graph, **kwargs)
+        finally:
+            if had:
+                attrs["activation"] = act
+            else:
+                attrs.pop("activation", None)
+            attrs.pop("input1_layout", None)
+
+    def ordered_build_variables(self, graph, graph_inputs, graph_outputs, op_inputs, op_outputs):
+        graph = build_variables(self, graph, graph_inputs, graph_outputs, op_inputs, op_outputs)
+        first_use = dict.fromkeys(n for op in graph.operations for n in (*op_inputs[op], *op_outputs[op]))
+        ordered = {n: graph.variables[n] for n in first_use if n in graph.variables}
+        ordered.update(graph.variables)  # anything not used by a node keeps its place after those
+        graph.variables.clear()
+        graph.variables.update(ordered)
+        return graph
+
+    hash_seed, threads = TensorQuantizationConfig._hash_seed, torch.get_num_threads()
+    if packed_matmul:
+        InsertPreNodeOfMatMulPattern.export = packed_matmul_export
+    OnnxParser.build_variables = ordered_build_variables
+    TensorQuantizationConfig._hash_seed = 0
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            yield
+    finally:
+        InsertPreNodeOfMatMulPattern.export = matmul_export
+        OnnxParser.build_variables = build_variables
+        TensorQuantizationConfig._hash_seed = hash_seed
+        torch.set_num_threads(threads)
+
+
 def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_calib: int, out_dir: str | Path,
              calib_mode: str = DEFAULT_CALIB_MODE, int16_layers: list[str] | None = None, seed: int = DEFAULT_SEED,
              error_report: bool = False, export_test_values: bool = False, progress: bool = True,
-             verbose: bool = False, extra_manifest: dict | None = None) -> dict:
-    """Quantize; write out_dir/model.espdl, model.native (PPQ graph), model.info/json (ESP-PPQ dumps), manifest.json."""
+             verbose: bool = False, extra_manifest: dict | None = None, recipe: str = "fast",
+             int16_budget: float | None = None, device: str = "cpu") -> dict:
+    """Quantize; write out_dir/model.espdl, model.native (PPQ graph), model.info/json (ESP-PPQ dumps), manifest.json.
+
+    `recipe`, `int16_budget`, `device`: see recipe.py (the ESP-PPQ setting and int16 layers come from there)."""
     import torch
 
+    check_ppq_version()
     import_ppq()
     from esp_ppq.api import espdl_quantize_onnx, export_ppq_graph
     from esp_ppq.api.setting import QuantizationSettingFactory
@@ -218,18 +351,19 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise UserError(f"ONNX file {onnx_path} not found; run `yolo11-pose export` first")
+    meta = onnx_meta(onnx_path)  # first: it refuses files that are not `yolo11-pose export` ONNX
     out_dir = ensure_writable_dir(out_dir)
     int16_layers = list(int16_layers or [])
     if int16_layers:
         known = set(onnx_node_names(onnx_path))
         unknown = [n for n in int16_layers if n not in known]
         if unknown:
-            near = sorted(known, key=lambda k: -len(os.path.commonprefix([k, unknown[0]])))[:3]
-            raise UserError(f"--int16-layers names unknown layer {unknown[0]!r}; use ONNX node names such as "
-                            f"{', '.join(near)} (see `yolo11-pose inspect`)")
+            weighted = onnx_weighted_layers(onnx_path)
+            near = sorted(weighted, key=lambda k: -len(os.path.commonprefix([k, unknown[0]])))[:3]
+            raise UserError(f"--int16-layers names unknown layer {unknown[0]!r}; use layer names as "
+                            f"`yolo11-pose inspect` lists them, such as {', '.join(near)}")
         if bits == 16:
             raise UserError("--int16-layers only makes sense with --bits 8 (everything is int16 with --bits 16)")
-    meta = onnx_meta(onnx_path)
     imgsz = int(meta.get("imgsz") or 0)
     if not imgsz:
         import onnx
@@ -239,10 +373,11 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
     files = select_images(resolve_images(calib), num_calib, seed)
     batches = calibration_batches(files, imgsz, calib_mode, progress)
 
-    setting = QuantizationSettingFactory.espdl_setting(num_of_bits=bits)
-    int16_platform = _platform(target, 16)
-    for name in int16_layers:
-        setting.dispatching_table.append(name, int16_platform)
+    from .recipe import grad_mode, make_plan
+
+    plan = make_plan(recipe, onnx_path, target, bits, batches, int16_layers=int16_layers, int16_budget=int16_budget,
+                     device=device, log=mark)
+    setting = plan.setting
 
     work = Path(tempfile.mkdtemp(prefix=".quantize-", dir=out_dir))
     try:
@@ -251,15 +386,20 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
         shutil.copyfile(onnx_path, src)
         espdl_tmp = work / "model.espdl"
         logging.getLogger("esp_ppq").setLevel(logging.WARNING)
-        with _quiet(verbose), torch.no_grad():
+        with _quiet(verbose, "quantizing" if progress else None), grad_mode(setting), espdl_export_fixes():
             graph = espdl_quantize_onnx(
                 onnx_import_file=str(src), espdl_export_file=str(espdl_tmp), calib_dataloader=batches,
                 calib_steps=len(batches), input_shape=[1, 3, imgsz, imgsz], target=target, num_of_bits=bits,
-                collate_fn=lambda b: b.float(), setting=setting, device="cpu", error_report=False,
+                collate_fn=lambda b: b.float().to(device), setting=setting, device=device, error_report=False,
                 export_test_values=export_test_values, verbose=0,
                 metadata_props={"producer": f"yolo11-pose {__version__}", "kpt_shape": str(meta.get("kpt_shape")),
-                                "imgsz": str(imgsz)})
+                                "imgsz": str(imgsz), "target": target})
+            mark("saving the quantized graph for the host twin (model.native)")
             export_ppq_graph(graph, TargetPlatform.NATIVE, graph_save_to=str(work / "model.native"))
+        # Nothing is published (the work folder goes) when the declared ESP-DL range cannot read the file.
+        from .compat import check_publishable
+
+        espdl_compat = check_publishable(espdl_tmp)
         inp, outs = io_quant_info(graph)
         report = None
         if error_report:
@@ -271,14 +411,17 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "settings": {"target": target, "bits": bits, "imgsz": imgsz, "calib_mode": calib_mode,
                          "num_calib": num_calib, "seed": seed, "int16_layers": int16_layers,
-                         "export_test_values": export_test_values, "calib_algorithm": "kl" if bits == 8 else "minmax"},
+                         "export_test_values": export_test_values, "recipe": recipe, "int16_budget": int16_budget,
+                         "calib_algorithm": plan.info["calibration"]["method"]},
+            "recipe": plan.info,
             "inputs": {"onnx": str(onnx_path), "onnx_sha256": sha256_file(onnx_path), "calib_source": str(calib),
                        "calib_images": [f.name for f in files],
                        "calib_sha256": _hash_files(files)},
             "kpt_shape": meta.get("kpt_shape"), "nc": meta.get("nc"),
             "input": inp, "outputs": outs,
-            "rounding": "half_even" if target == "esp32p4" else "half_up",
+            "rounding": TARGET_ROUNDING[target],
             "espdl_sha256": sha256_file(espdl_tmp), "espdl_bytes": espdl_tmp.stat().st_size,
+            "native_sha256": sha256_file(work / "model.native"), "esp_dl": espdl_compat,
             "versions": _versions(),
             "quantize_seconds": round(time.time() - t0, 1),
         }
@@ -295,6 +438,15 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
         return manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+#: Manifest entries that differ between two runs of the same build (when, how long): never part of "the build".
+VOLATILE_MANIFEST_KEYS = ("created", "quantize_seconds")
+
+
+def stable_manifest(manifest: dict) -> dict:
+    """The manifest less its volatile entries: equal for two builds from the same inputs and settings."""
+    return {k: v for k, v in manifest.items() if k not in VOLATILE_MANIFEST_KEYS}
 
 
 def _hash_files(files: list[Path]) -> str:

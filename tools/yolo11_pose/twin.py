@@ -1,10 +1,10 @@
 """Models behind one interface, and the host twin of the device.
 
-``Twin`` is what the chip computes for a build folder: the device-exact preprocessing (preprocess.device_input), the
-quantized graph run by ESP-PPQ's executor with the target's integer semantics, and the *same C++ postprocessor* that
-ships in the component, built for the host (yolo11_pose.cpp). Float models (.pt through torch, .onnx through ONNX
-Runtime) share the letterbox and the Python reference decode, so that comparing them with the twin measures
-quantization alone.
+``Twin`` is what the chip computes for an ``.espdl`` file: the device-exact preprocessing (preprocess.device_input),
+the file run with ESP-DL's integer semantics (executor.Executor; ESP-PPQ's simulation with ``engine="ppq"``), and
+the *same C++ postprocessor* that ships in the component, built for the host (yolo11_pose.cpp). Float models (.pt
+through torch, .onnx through ONNX Runtime) share the letterbox and the Python reference decode, so that comparing
+them with the twin measures quantization alone.
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import (COCO_SKELETON, DEFAULT_CONF, DEFAULT_IOU, DEFAULT_KPT_THR, DEFAULT_MAX_DET, Pose, decode,
-                     nchw_to_nhwc)
-from .preprocess import Letterbox, device_input, float_input, load_rgb
+from .decode import (COCO_SKELETON, DEFAULT_CONF, DEFAULT_IOU, DEFAULT_KPT_THR, DEFAULT_MAX_DET, OUTPUT_NAMES, Pose,
+                     decode, nchw_to_nhwc)
+from .preprocess import TARGET_ROUNDING, Letterbox, device_input, float_input, load_rgb
 from .util import UserError
 
 
@@ -82,28 +82,92 @@ class OnnxModel(Model):
         return nchw_to_nhwc(dict(zip(self.names, self.sess.run(self.names, {"images": x})))), lb
 
 
+ENGINES = ("espdl", "ppq")
+
+
 class Twin(Model):
-    """The device, simulated: what `YOLO11Pose::run()` returns for this build's .espdl."""
+    """The device, simulated: what `YOLO11Pose::run()` returns for an ``.espdl`` file.
+
+    ``engine="espdl"`` (default) runs the file itself through ``executor.Executor``: ESP-DL 3.3.9's integer
+    semantics, checked against ESP-DL's own kernels. ``engine="ppq"`` runs ESP-PPQ's simulation of the quantized
+    graph (a build folder's ``model.native``), kept as a cross-check: it models ESP-PPQ's export, not ESP-DL.
+    ``spec`` is a build folder, an ``.espdl`` inside one, or any ``.espdl`` (Espressif's, a user's); a file that does
+    not record its chip takes ``target``, which decides the rounding rule.
+    """
 
     kind = "int twin"
 
-    def __init__(self, build_dir: str | Path, post: str = "cpp"):
-        from .quantize import QuantizedModel
-
-        self.q = QuantizedModel(build_dir)
-        self.imgsz = self.q.imgsz
-        self.kpt_shape = self.q.kpt_shape
-        s = self.q.manifest["settings"]
-        self.name = f"{Path(build_dir).name} ({s['target']} {s['bits']}-bit)"
-        self.bits = int(self.q.input["dtype"][3:])
+    def __init__(self, spec: str | Path, post: str = "cpp", engine: str = "espdl", target: str | None = None,
+                 matmul_layout: str = "espdl-3.3.9"):
         if post not in ("cpp", "python"):
             raise ValueError("post must be 'cpp' or 'python'")
+        if engine not in ENGINES:
+            raise UserError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+        if target is not None and target not in TARGET_ROUNDING:
+            raise UserError(f"unknown --target {target!r}; use one of {', '.join(TARGET_ROUNDING)}")
+        p = Path(spec)
+        build = p if p.is_dir() else p.parent if (p.parent / "manifest.json").is_file() else None
+        espdl = p / "model.espdl" if p.is_dir() else p
         self.post = post
+        self.engine = engine
+        self.manifest = None
+        if build is not None:
+            man = build / "manifest.json"
+            if not man.is_file():
+                raise UserError(f"{build} is not a build folder (no manifest.json); run `yolo11-pose build` into it "
+                                "or give an .espdl file")
+            self.manifest = json.loads(man.read_text())
+            built_for = self.manifest["settings"]["target"]
+            if target and target != built_for:
+                raise UserError(f"{build} was built for {built_for}, not {target}; drop --target")
+            target = built_for
+        if engine == "ppq":
+            if build is None or not (build / "model.native").is_file():
+                raise UserError(f"--engine ppq needs a build folder with model.native; {spec} has none (the default "
+                                "engine, espdl, runs any .espdl file)")
+            from .quantize import QuantizedModel
+
+            self.q = QuantizedModel(build)
+            self.imgsz, self.kpt_shape, target = self.q.imgsz, self.q.kpt_shape, self.q.target
+            self.in_exponent, self.bits = self.q.input["exponent"], int(self.q.input["dtype"][3:])
+        else:
+            from .executor import Executor, load_graph
+
+            if not espdl.is_file():
+                raise UserError(f"{espdl} not found; give a build folder or an .espdl file")
+            graph = load_graph(espdl)
+            target = target or graph.target
+            if target is None:
+                raise UserError(f"{espdl} does not record its chip; give --target esp32p4 or --target esp32s3 (it "
+                                "decides the rounding rule)")
+            self.ex = Executor(graph, target, matmul_layout)
+            inp = graph.inputs[0]
+            if len(inp.shape) != 4 or inp.shape[0] != 1 or inp.shape[3] != 3 or inp.shape[1] != inp.shape[2]:
+                raise UserError(f"{espdl}: input {inp.name} is {inp.shape}; a pose model takes 1xNxNx3 (NHWC)")
+            if inp.dtype not in ("int8", "int16") or len(inp.exponents) != 1:
+                raise UserError(f"{espdl}: input {inp.name} is {inp.dtype} with exponents {inp.exponents}; "
+                                "expected one int8/int16 exponent")
+            missing = [n for n in OUTPUT_NAMES if n not in {o.name for o in graph.outputs}]
+            if missing:
+                raise UserError(f"{espdl} has no output {missing[0]!r}: not a pose model in this project's head "
+                                f"contract (outputs {', '.join(OUTPUT_NAMES)})")
+            self.imgsz, self.in_exponent, self.bits = int(inp.shape[1]), int(inp.exponents[0]), int(inp.dtype[3:])
+            meta_kpt = (self.manifest or {}).get("kpt_shape") or _parse_kpt(graph.metadata.get("kpt_shape"))
+            self.kpt_shape = meta_kpt
+        self.target = target
+        self.rounding = TARGET_ROUNDING[target]
+        bits = f" {self.manifest['settings']['bits']}-bit" if self.manifest else ""
+        self.name = f"{build.name if build else p.name} ({target}{bits}, {engine})"
+        self.last_input = None
 
     def quantized(self, rgb) -> tuple[dict, Letterbox]:
         """NHWC (q, exponent) outputs exactly as the device's output tensors hold them."""
-        q, lb = device_input(rgb, self.imgsz, self.imgsz, self.q.input["exponent"], self.bits, self.q.rounding)
-        return self.q.run_device_input(q), lb
+        q, lb = device_input(rgb, self.imgsz, self.imgsz, self.in_exponent, self.bits, self.rounding)
+        self.last_input = q
+        if self.engine == "ppq":
+            return self.q.run_device_input(q), lb
+        outs = self.ex.run(q[None])
+        return {n: outs[n] for n in OUTPUT_NAMES}, lb
 
     def raw(self, rgb):
         outs, lb = self.quantized(rgb)
@@ -111,6 +175,7 @@ class Twin(Model):
 
     def predict(self, rgb, conf=DEFAULT_CONF, iou=DEFAULT_IOU, kpt_thr=DEFAULT_KPT_THR, max_det=DEFAULT_MAX_DET):
         outs, lb = self.quantized(rgb)
+        self.last_outputs = outs
         if self.post == "python":
             return decode(outs, self.imgsz, self.imgsz, lb, conf, iou, kpt_thr, max_det, self.kpt_shape)
         from . import cpp
@@ -118,26 +183,47 @@ class Twin(Model):
         return cpp.postprocess(outs, self.imgsz, self.imgsz, lb, conf=conf, iou=iou, kpt_thr=kpt_thr,
                                max_det=max_det, kpt_shape=self.kpt_shape)
 
+    def save_outputs(self, path: str | Path) -> None:
+        """The last frame's input and raw outputs as ``.npz`` (int arrays, ``<name>_exponent``): the layout of
+        ``shared/data/espdl-outputs``, to diff against a device dump."""
+        from .util import atomic_path
 
-def load_model(spec: str, imgsz: int | None = None, post: str = "cpp") -> Model:
+        arrays = {"input": self.last_input[None], "input_exponent": np.int32(self.in_exponent)}
+        for n, (q, e) in self.last_outputs.items():
+            arrays[n], arrays[f"{n}_exponent"] = q, np.int32(e)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+
+
+def _parse_kpt(text):
+    """kpt_shape as our exports write it into the file's metadata ("[17, 3]"); None when absent."""
+    if not text:
+        return None
+    try:
+        v = [int(x) for x in str(text).strip("[]() ").split(",")]
+    except ValueError:
+        return None
+    return v if len(v) == 2 else None
+
+
+def load_model(spec: str, imgsz: int | None = None, post: str = "cpp", engine: str = "espdl",
+               target: str | None = None) -> Model:
     p = Path(spec)
-    if p.is_dir():
-        m = Twin(p, post)
+    if p.is_dir() or p.suffix == ".espdl":
+        if not p.exists():
+            raise UserError(f"model {spec} not found")
+        m = Twin(p, post, engine=engine, target=target)
         if imgsz and imgsz != m.imgsz:
-            raise UserError(f"{spec} was built for imgsz {m.imgsz}, not {imgsz}; drop --imgsz or rebuild")
+            raise UserError(f"{spec} takes {m.imgsz}x{m.imgsz} input, not {imgsz}; drop --imgsz")
         return m
-    if p.suffix == ".espdl":
-        if (p.parent / "model.native").is_file():
-            return load_model(str(p.parent), imgsz, post)
-        raise UserError(f"{spec}: simulating an .espdl needs the quantized graph saved beside it by `yolo11-pose "
-                        "build`/`quantize` (model.native); give that build folder")
     if p.suffix == ".onnx":
         if not p.is_file():
             raise UserError(f"ONNX model {spec} not found")
         return OnnxModel(spec)
     if p.suffix in (".pt", ".yaml", ".yml"):
         return TorchModel(spec, imgsz or 640)
-    raise UserError(f"model {spec}: give a .pt checkpoint, an .onnx file or a build folder")
+    raise UserError(f"model {spec}: give a .pt checkpoint, an .onnx file, an .espdl file or a build folder")
 
 
 # ----------------------------------------------------------------------------------------------- drawing
@@ -167,22 +253,44 @@ def draw(rgb: np.ndarray, poses: list[Pose], kpt_thr: float = DEFAULT_KPT_THR):
     return im
 
 
+def overlay_names(images: list[str]) -> dict[str, str]:
+    """PNG name per input: its stem, and `stem-2`, `stem-3`... for later inputs with a stem already taken."""
+    names, taken = {}, set()
+    for img in images:
+        if img in names:
+            continue
+        stem, n = Path(img).stem, 1
+        name = f"{stem}.png"
+        while name.lower() in taken:  # lower(): one file on case-insensitive file systems
+            n += 1
+            name = f"{stem}-{n}.png"
+        taken.add(name.lower())
+        names[img] = name
+    return names
+
+
 def predict_command(a) -> int:
     from tqdm import tqdm
 
-    model = load_model(a.model, a.imgsz)
+    raw_dir = Path(a.save_outputs) if getattr(a, "save_outputs", None) else None
+    model = load_model(a.model, a.imgsz, engine=getattr(a, "engine", "espdl"), target=getattr(a, "target", None))
+    if raw_dir and not isinstance(model, Twin):
+        raise UserError("--save-outputs writes the device's integer tensors: give an .espdl file or a build folder")
     save = Path(a.save_dir) if a.save_dir else None
-    if save:
-        from .util import ensure_writable_dir
+    from .util import ensure_writable_dir
 
-        ensure_writable_dir(save)
+    if save:
+        ensure_writable_dir(save, flag="--save-dir")
+    if raw_dir:
+        ensure_writable_dir(raw_dir, flag="--save-outputs")
+    names = overlay_names(a.image)
     for img in tqdm(a.image, desc="predict", unit="img", disable=a.json or len(a.image) < 3, file=sys.stderr):
         try:
             rgb = load_rgb(img)
         except (ValueError, FileNotFoundError) as e:
             raise UserError(str(e)) from None
         t = time.time()
-        poses = model.predict(rgb, a.conf, a.iou, a.kpt_thr)
+        poses = model.predict(rgb, a.conf, a.iou, a.kpt_thr, a.max_det)
         ms = (time.time() - t) * 1e3
         if a.json:
             for p in poses:
@@ -196,9 +304,14 @@ def predict_command(a) -> int:
         if save:
             from .util import atomic_path
 
-            out = save / (Path(img).stem + ".png")
+            out = save / names[img]
             with atomic_path(out) as tmp:
                 draw(rgb, poses, a.kpt_thr).save(tmp, format="PNG")
+            if not a.json:
+                print(f"  saved {out}")
+        if raw_dir:
+            out = raw_dir / (Path(names[img]).stem + ".npz")
+            model.save_outputs(out)
             if not a.json:
                 print(f"  saved {out}")
     return 0

@@ -22,14 +22,15 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def ensure_writable_dir(path: str | Path) -> Path:
+def ensure_writable_dir(path: str | Path, flag: str = "--out") -> Path:
+    """`flag` names the option that gave the folder, for the error message."""
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=p, prefix=".write-test-"):
             pass
     except OSError as e:
-        raise UserError(f"output folder {p} is not writable ({e.strerror}); choose another --out") from None
+        raise UserError(f"output folder {p} is not writable ({e.strerror}); choose another {flag}") from None
     return p
 
 

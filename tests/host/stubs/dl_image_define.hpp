@@ -1,5 +1,7 @@
-// Host stand-in for ESP-DL's image descriptor (dl::image::img_t and its pixel types).
+// Host stand-in for ESP-DL 3.3.9's image descriptor (esp-dl/vision/image/dl_image_define.hpp: pix_type_t and img_t
+// as declared there; the inline helper functions left out).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace dl {
@@ -24,11 +26,15 @@ typedef enum {
     DL_IMAGE_PIX_TYPE_UYVY,
 } pix_type_t;
 
-struct img_t {
+typedef struct img_s {
     void *data;
     uint16_t width;
     uint16_t height;
     pix_type_t pix_type;
-};
+
+    int channel() const;
+    size_t bytes() const;
+    bool pix_quant() const;
+} img_t;
 } // namespace image
 } // namespace dl

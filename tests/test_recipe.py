@@ -1,0 +1,179 @@
+"""Each step of the quantization recipes reaches ESP-PPQ and changes the quantization (small, real images).
+
+Every test compares a step's result with the same quantization without that step, so a step that is silently
+skipped (a setting flag ESP-PPQ ignores, a renamed attribute, a layer name that matches nothing) fails here.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from .conftest import CALIB_LIST, WEIGHTS
+
+IMGSZ, NUM = 128, 16
+
+
+@pytest.fixture(scope="module")
+def onnx128(shared, tmp_path_factory):
+    from yolo11_pose.export import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx128")
+    export_onnx(str(WEIGHTS), IMGSZ, out)
+    return out / "model.onnx"
+
+
+@pytest.fixture(scope="module")
+def batches(shared):
+    from yolo11_pose.quantize import calibration_batches, resolve_images, select_images
+
+    return calibration_batches(select_images(resolve_images(CALIB_LIST), NUM), IMGSZ, "square", progress=False)
+
+
+def _quantize(onnx, batches, setting, target="esp32p4"):
+    from yolo11_pose.recipe import quantize_graph
+
+    return quantize_graph(onnx, target, 8, batches, setting)
+
+
+def _exp(cfg) -> int:
+    return int(round(math.log2(float(cfg.scale.reshape(-1)[0]))))
+
+
+def _act_exponents(graph) -> dict:
+    from esp_ppq.IR import QuantableOperation
+
+    return {op.name: _exp(op.config.output_quantization_config[0]) for op in graph.operations.values()
+            if isinstance(op, QuantableOperation) and op.config.output_quantization_config
+            and op.config.output_quantization_config[0].scale is not None}
+
+
+def _conv_params(graph) -> dict:
+    from esp_ppq.IR import QuantableOperation
+
+    return {op.name: [v.value.detach().clone() for v in op.inputs[1:] if v.is_parameter]
+            for op in graph.operations.values() if isinstance(op, QuantableOperation) and op.type == "Conv"}
+
+
+def _fast_setting():
+    from yolo11_pose.recipe import FAST_CALIB, base_setting
+
+    return base_setting(8, FAST_CALIB)
+
+
+@pytest.fixture(scope="module")
+def fast_graph(onnx128, batches):
+    return _quantize(onnx128, batches, _fast_setting())
+
+
+def test_recipe_arguments_are_checked():
+    from yolo11_pose.recipe import check_args
+    from yolo11_pose.util import UserError
+
+    with pytest.raises(UserError, match="--recipe"):
+        check_args("best", None, "cpu")
+    with pytest.raises(UserError, match="between 0 and 1"):
+        check_args("accurate", 10, "cpu")
+    with pytest.raises(UserError, match="cpu or cuda"):
+        check_args("fast", None, "tpu")
+
+
+def test_calibration_method_reaches_esp_ppq_and_is_chosen_by_measurement(onnx128, batches, fast_graph):
+    from yolo11_pose import recipe
+
+    kl = _quantize(onnx128, batches, recipe.base_setting(8, "kl"))
+    a, b = _act_exponents(fast_graph), _act_exponents(kl)
+    assert sum(a[k] != b[k] for k in a) >= 3, "percentile and kl calibrated the same exponents: method ignored?"
+    choice = recipe.choose_calibration(onnx128, "esp32p4", batches, methods=("kl", "minmax"), log=lambda *_: None)
+    c = choice["candidates"]
+    assert set(c) == {"kl", "minmax"} and all(v["nsr"] > 0 for v in c.values())
+    assert choice["method"] == min(c, key=lambda k: c[k]["nsr"])
+
+
+def test_clip_guard_finds_and_recalibrates_a_clipping_activation(onnx128, batches, fast_graph):
+    import torch
+
+    from yolo11_pose import recipe
+
+    name = "/model.10/cv2/conv/Conv/Swish"
+    cfg = fast_graph.operations[name].config.output_quantization_config[0]
+    saved = cfg.scale.clone()
+    xs = [torch.cat(batches)[:2]]
+    assert name not in recipe.clipping_activations(fast_graph, xs)
+    cfg.scale.copy_(saved / 32)  # what KL did on ESP32-S3 at 640
+    try:
+        assert name in recipe.clipping_activations(fast_graph, xs)
+    finally:
+        cfg.scale.copy_(saved)
+    s = recipe.base_setting(8, "kl")
+    s.quantize_activation_setting.calib_algorithm_per_layer[name] = "minmax"
+    g = _quantize(onnx128, batches, s)
+    assert g.operations[name].config.output_quantization_config[0].observer_algorithm == "minmax"
+
+
+def test_logit_scales_are_finer(onnx128, batches, fast_graph):
+    from yolo11_pose import recipe
+
+    plan = recipe.make_plan("accurate", onnx128, "esp32p4", 8, batches, log=lambda *_: None,
+                            steps={"calibration": False, "clip_guard": False, "bias_correct": False, "tqt": False})
+    ops = plan.info["logit_scales"]["ops"]
+    assert len(ops) == 3 and plan.setting.quant_config_modify
+    g = _quantize(onnx128, batches, plan.setting)
+    want = plan.info["logit_scales"]["exponent"]
+    assert want == math.ceil(math.log2(recipe.SIGMOID_LOGIT_RANGE / 127))
+    for op in ops:
+        assert _exp(g.operations[op].config.output_quantization_config[0]) == want
+    assert any(_exp(fast_graph.operations[op].config.output_quantization_config[0]) != want for op in ops)
+
+
+def test_bias_correction_changes_biases(onnx128, batches, fast_graph):
+    s = _fast_setting()
+    s.bias_correct = True
+    s.bias_correct_setting.collecting_device = "cpu"
+    g = _quantize(onnx128, batches, s)
+    before, after = _conv_params(fast_graph), _conv_params(g)
+    changed = [k for k in before if len(before[k]) > 1 and not torch_equal(before[k][1], after[k][1])]
+    assert len(changed) >= 10, f"bias correction changed only {len(changed)} biases"
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())
+
+
+def test_tqt_moves_weights_or_scales(onnx128, batches, fast_graph):
+    s = _fast_setting()
+    s.tqt_optimization = True
+    t = s.tqt_optimization_setting
+    t.steps, t.lr, t.block_size, t.collecting_device = 20, 1e-4, 4, "cpu"
+    g = _quantize(onnx128, batches, s)
+    w0, w1 = _conv_params(fast_graph), _conv_params(g)
+    moved_w = sum(not torch_equal(w0[k][0], w1[k][0]) for k in w0)
+    e0, e1 = _act_exponents(fast_graph), _act_exponents(g)
+    assert moved_w + sum(e0[k] != e1[k] for k in e0) >= 5, "TQT left every weight and scale as calibrated"
+
+
+def test_int16_budget_picks_measured_layers_within_budget(onnx128, batches):
+    from yolo11_pose import recipe
+
+    costs = recipe.onnx_costs(onnx128)
+    total = sum(c["macs"] for c in costs.values())
+    assert total > 1e8 and costs["/model.0/conv/Conv"]["macs"] == 16 * 64 * 64 * 27
+    plan = recipe.make_plan("fast", onnx128, "esp32s3", 8, batches, int16_budget=0.1, log=lambda *_: None)
+    info = plan.info["int16"]
+    assert info["layers"] and 0 < info["mac_share"] <= 0.1
+    assert all(r["gain"] > 0 for r in info["layers"])
+    g = _quantize(onnx128, batches, plan.setting, "esp32s3")
+    plat = recipe.int16_platform("esp32s3")
+    for r in info["layers"]:
+        assert g.operations[r["op"]].platform == plat
+        assert g.operations[r["op"]].config.input_quantization_config[0].num_of_bits == 16
+    eight = [op for op in g.operations.values() if op.type == "Conv" and op.name not in plan.int16_ops]
+    assert eight and all(op.platform != plat for op in eight)
+
+
+def test_malloc_limit_is_harmless():
+    from yolo11_pose.recipe import limit_malloc_growth
+
+    limit_malloc_growth()
+    assert np.ones(3).sum() == 3

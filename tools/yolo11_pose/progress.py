@@ -1,0 +1,102 @@
+"""Progress of ESP-PPQ's long, silenced phases, shown on stderr.
+
+quantize._quiet keeps ESP-PPQ's hundreds of log lines off the screen (they would spoil the output, and --json
+stdout). After calibration ESP-PPQ then works for minutes with nothing shown, so ``PhaseMonitor`` reads the captured
+log from a thread and shows the phase it is in: the name of its running pass, calibration steps, and the time so far.
+Our own steps inside the silenced block are announced with ``mark()``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import time
+from typing import Callable
+
+MARK = "[yolo11-pose] "
+_CALIB = re.compile(r"Calibration Progress\(Phase (\d+)\):\s*\d+%\|[^|]*\|\s*(\d+)/(\d+)")
+_PASS = re.compile(r"^(?:\[[\d:]+\]\s*)?(\S.*?)\s+Running \.\.\.")
+
+
+def mark(text: str) -> None:
+    """Announce one of our own phases inside the silenced block (sys.stdout is the captured log there)."""
+    print(f"\n{MARK}{text}", file=sys.stdout, flush=True)
+
+
+def current_phase(log: str) -> tuple[str, str] | None:
+    """(phase, detail) for the tail of a captured ESP-PPQ log, e.g. ("calibration pass 2", "5/8 steps")."""
+    for line in reversed(re.split(r"[\r\n]", log)):
+        line = line.strip()
+        if line.startswith(MARK):
+            return line[len(MARK):], ""
+        if "Network Quantization Finished" in line:
+            return "writing model.espdl", ""
+        m = _CALIB.search(line)
+        if m:
+            last = " (then the ranges are computed)" if m[2] == m[3] else ""
+            return f"calibration pass {m[1]}", f"{m[2]}/{m[3]} steps{last}"
+        m = _PASS.search(line)
+        if m:
+            return m[1], ""
+    return None
+
+
+def _elapsed(s: float) -> str:
+    s = int(s)
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class PhaseMonitor:
+    """Watches the captured log (``log()`` returns it) and reports to file descriptor ``out_fd`` (the real stderr).
+
+    On a terminal one status line is rewritten in place; elsewhere (CI, a build log) a line is written when the phase
+    changes, and every ``heartbeat`` seconds while it does not.
+    """
+
+    def __init__(self, log: Callable[[], str], out_fd: int, title: str, interval: float = 0.5,
+                 heartbeat: float = 30.0, tty: bool | None = None):
+        self.log, self.out_fd, self.title = log, out_fd, title
+        self.interval, self.heartbeat = interval, heartbeat
+        self.tty = os.isatty(out_fd) if tty is None else tty
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="yolo11-pose-progress", daemon=True)
+        self._t0 = time.monotonic()
+        self._last_phase, self._last_line_t = None, 0.0
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+            self._poll()
+            if self.tty:
+                self._write("\r\x1b[K")
+        return False
+
+    def _write(self, text: str) -> None:
+        try:
+            os.write(self.out_fd, text.encode())
+        except OSError:
+            pass
+
+    def _poll(self) -> None:
+        found = current_phase(self.log()[-(1 << 16):])
+        if found is None:
+            return
+        phase, detail = found
+        now = time.monotonic()
+        text = f"{self.title} [{_elapsed(now - self._t0)}]: {phase}" + (f", {detail}" if detail else "")
+        if self.tty:
+            self._write(f"\r\x1b[K{text}")
+        elif phase != self._last_phase or now - self._last_line_t >= self.heartbeat:
+            self._write(text + "\n")
+            self._last_line_t = now
+        self._last_phase = phase
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._poll()

@@ -49,6 +49,7 @@ class Const:
     value: np.ndarray  # as stored (conv filters still in the chip layout)
     exponents: list[int]
     layout: str
+    offset: int = -1  # where the raw bytes start in the file (-1: not stored as raw bytes)
 
 
 @dataclass
@@ -69,6 +70,7 @@ class EspdlGraph:
     consts: dict[str, Const]
     info: dict[str, tuple]  # tensor name -> (shape, dtype, exponents)
     metadata: dict[str, str]
+    header_size: int = 16
     test_inputs: dict[str, Const] = field(default_factory=dict)
     test_outputs: dict[str, Const] = field(default_factory=dict)
 
@@ -94,6 +96,7 @@ def _const(t, payload: bytes, buf_len: int) -> Const:
     exps = [int(e) for e in _ints(t, "Exponents", buf_len)]
     doc = _s(t.DocString())
     layout = doc.split("==>", 1)[1].strip() if "==>" in doc else doc.strip()
+    offset = -1
     if t.DataLocation() == 1:
         raise ExecutorError(f"constant {name!r} is stored outside the file (external data); not supported")
     dt = _DTYPE.get(dname)
@@ -107,6 +110,7 @@ def _const(t, payload: bytes, buf_len: int) -> Const:
         if start < 0 or start + 16 * n > buf_len or need > 16 * n:
             raise ExecutorError(f"constant {name!r}: its data ({need} bytes) lies outside the payload or is short")
         value = np.frombuffer(payload, dtype=dt, count=count, offset=start).reshape(dims).copy()
+        offset = start
     elif not t.Int64DataIsNone():
         _n(t.Int64DataLength(), buf_len, 8)
         value = t.Int64DataAsNumpy().astype(np.int64)
@@ -123,7 +127,7 @@ def _const(t, payload: bytes, buf_len: int) -> Const:
         value = np.zeros(dims, dtype=dt or np.int8)
     else:
         raise ExecutorError(f"constant {name!r} ({dname}) has no data")
-    return Const(name, value, exps, "" if layout == "UNK" else layout)
+    return Const(name, value, exps, "" if layout == "UNK" else layout, offset)
 
 
 def load_graph(path: str | Path) -> EspdlGraph:
@@ -146,7 +150,9 @@ def load_graph(path: str | Path) -> EspdlGraph:
     payload = bytes(data[hdr:hdr + size])
     fbs = _fbs()
     try:
-        return _parse(path, payload, fbs)
+        graph = _parse(path, payload, fbs)
+        graph.header_size = hdr
+        return graph
     except EspdlError as e:
         raise type(e)(f"{path}: {e}") from None
     except Exception as e:  # the FlatBuffers runtime does not verify buffers: any fault here is a corrupt file
@@ -329,7 +335,8 @@ def unpack_matmul(b: np.ndarray, align: int) -> np.ndarray:
     *batch, k, n = b.shape
     flat = b.reshape(-1, k * n)
     aligned = n // align * align
-    head = flat[:, : aligned * k].reshape(flat.shape[0], n // align, k, align).transpose(0, 2, 1, 3).reshape(flat.shape[0], k, aligned)
+    rows = flat.shape[0]
+    head = flat[:, : aligned * k].reshape(rows, n // align, k, align).transpose(0, 2, 1, 3).reshape(rows, k, aligned)
     if aligned == n:
         return head.reshape(*batch, k, n)
     tail = flat[:, aligned * k:].reshape(flat.shape[0], n - aligned, k).transpose(0, 2, 1)
@@ -360,7 +367,8 @@ class Executor:
         self._filters: dict[str, tuple] = {}
         self._torch_w: dict = {}
         self._ops = {
-            "Conv": self._conv, "Swish": self._lut_act, "Sigmoid": self._lut_act, "LUT": self._lut_act, "Add": self._add, "Mul": self._mul,
+            "Conv": self._conv, "Swish": self._lut_act, "Sigmoid": self._lut_act, "LUT": self._lut_act,
+            "Add": self._add, "Mul": self._mul,
             "Concat": self._concat, "Split": self._split, "Slice": self._slice, "Reshape": self._reshape,
             "Transpose": self._transpose, "MaxPool": self._maxpool, "Resize": self._resize, "MatMul": self._matmul,
             "Softmax": self._softmax, "QuantizeLinear": self._requant, "RequantizeLinear": self._requant,
@@ -464,7 +472,7 @@ class Executor:
         import torch
         import torch.nn.functional as F
 
-        x, w_raw = ins[0], ins[1]
+        x = ins[0]
         dt = self._dtype(nd.outputs[0], nd)
         bits = 8 if dt == "int8" else 16
         if x.ndim != 4:
@@ -741,3 +749,70 @@ class Executor:
         if out_e == in_e:
             return [_sat(x.astype(np.int64), dt)]
         return [_sat(shift_round(x.astype(np.int64), out_e - in_e, self.rounding), dt)]
+
+
+# ----------------------------------------------------------------------------------------------- test values
+def check_test_values(model: str | Path | EspdlGraph, target: str | None = None) -> dict:
+    """What ``dl::Model::test()`` will say on the chip: the file's embedded test input run as ESP-DL runs it, each
+    embedded expected output compared with ESP-DL's tolerance (dl_model_base.cpp: int16 within 1, others equal).
+
+    Returns {"present": bool, "pass": bool, "outputs": {name: {"differing": n, "max_abs": m}}}."""
+    ex = Executor(model, target)
+    g = ex.graph
+    if not g.test_inputs or not g.test_outputs:
+        return {"present": False, "pass": False, "outputs": {}}
+    feeds = {}
+    for t in g.inputs:
+        c = g.test_inputs.get(t.name)
+        if c is None:
+            raise ExecutorError(f"test values lack the input {t.name!r}")
+        if list(c.value.shape) != list(t.shape) or c.exponents[:1] != t.exponents[:1]:
+            raise ExecutorError(f"test input {t.name!r} is {list(c.value.shape)} 2^{c.exponents}, the model takes "
+                                f"{t.shape} 2^{t.exponents}")
+        feeds[t.name] = c.value
+    outs = ex.run(feeds, keep=True)
+    report = {}
+    ok = True
+    for name, c in g.test_outputs.items():
+        if name not in outs:
+            raise ExecutorError(f"test output {name!r} names no tensor of the model")
+        v, e = outs[name]
+        if c.exponents[:1] != [e] or c.value.size != v.size:
+            report[name] = {"differing": int(v.size), "max_abs": None}
+            ok = False
+            continue
+        d = np.abs(v.reshape(-1).astype(np.int64) - c.value.reshape(-1).astype(np.int64))
+        tol = 1 if v.dtype == np.int16 else 0
+        report[name] = {"differing": int((d > 0).sum()), "max_abs": int(d.max(initial=0))}
+        ok &= bool(d.max(initial=0) <= tol)
+    return {"present": True, "pass": ok, "outputs": report}
+
+
+def embed_espdl_test_outputs(path: str | Path, target: str | None = None) -> dict:
+    """Replace the expected test outputs ESP-PPQ embedded (its own simulation) by what ESP-DL computes for the
+    embedded test input, in place and atomically, so that ``dl::Model::test()`` on the chip checks the chip against
+    ESP-DL's semantics. Returns {"before": check, "after": check, "rewritten": [names]}."""
+    from .util import atomic_path
+
+    path = Path(path)
+    g = load_graph(path)
+    before = check_test_values(g, target)
+    if not before["present"] or before["pass"] and all(o["differing"] == 0 for o in before["outputs"].values()):
+        return {"before": before, "after": before, "rewritten": []}
+    ex = Executor(g, target)
+    outs = ex.run({t.name: g.test_inputs[t.name].value for t in g.inputs}, keep=True)
+    data = bytearray(path.read_bytes())
+    rewritten = []
+    for name, c in g.test_outputs.items():
+        v, e = outs[name]
+        if c.offset < 0 or c.exponents[:1] != [e] or c.value.size != v.size:
+            raise ExecutorError(f"test output {name!r} cannot be rewritten in place")
+        new = np.ascontiguousarray(v.reshape(c.value.shape).astype(c.value.dtype)).tobytes()
+        start = g.header_size + c.offset
+        if bytes(data[start:start + len(new)]) != new:
+            data[start:start + len(new)] = new
+            rewritten.append(name)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(bytes(data))
+    after = check_test_values(path, target)
+    return {"before": before, "after": after, "rewritten": rewritten}

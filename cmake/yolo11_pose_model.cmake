@@ -279,6 +279,11 @@ function(_yolo11_pose_regenerate out_model out_primary work_dir project_dir targ
         endif()
     endif()
 
+    set(test_args)
+    if(CONFIG_YOLO11_POSE_TEST_VALUES)
+        set(test_args --export-test-values)
+    endif()
+
     _yolo11_pose_check_python("${python}" "${tools_dir}")
 
     set(gen_dir "${work_dir}/build")
@@ -286,7 +291,8 @@ function(_yolo11_pose_regenerate out_model out_primary work_dir project_dir targ
     set(stamp "${work_dir}/regenerate.stamp")
     set(cmd "${CMAKE_COMMAND}" -E env "PYTHONPATH=${tools_dir}" "${python}" -m yolo11_pose.cli build
         --weights "${weights_arg}" --imgsz ${imgsz} --target ${target} --bits ${bits}
-        --calib "${calib_src}" --num-calib ${num_calib} --calib-mode ${calib_mode} ${int16_args} --out "${gen_dir}")
+        --calib "${calib_src}" --num-calib ${num_calib} --calib-mode ${calib_mode} ${int16_args} ${test_args}
+        --out "${gen_dir}")
     # Every setting goes into this file, rewritten only when one changes: the command's only non-file input.
     string(REPLACE ";" "\n" settings "${cmd}")
     _yolo11_pose_write_if_changed("${work_dir}/settings.txt" "${settings}\n")

@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from yolo11_pose.cli import main
 
 from .conftest import CALIB_LIST, COCO, REFERENCE_ESPDL, WEIGHTS

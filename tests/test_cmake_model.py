@@ -265,6 +265,18 @@ def test_regenerate_only_when_content_or_settings_change(tmp_path):
     assert embedded_bytes(proj) == model.read_bytes()
 
 
+def test_regenerate_embeds_test_values_when_asked(tmp_path):
+    """CONFIG_YOLO11_POSE_TEST_VALUES (set by the pose test app's regenerate configuration) reaches the build
+    command, so dl::Model::test() has values to check on the chip."""
+    proj = _tiny_project(tmp_path)
+    py, _ = logging_python(tmp_path)
+    settings = proj / "build" / "yolo11_pose" / "settings.txt"
+    configure_ok(proj, _regen_cfg(), python=py)
+    assert "--export-test-values" not in settings.read_text().splitlines()
+    configure_ok(proj, _regen_cfg(TEST_VALUES="y"), python=py)
+    assert "--export-test-values" in settings.read_text().splitlines()
+
+
 def test_regenerate_missing_weights_fails_clearly(tmp_path):
     proj = _tiny_project(tmp_path)
     text = config_error(configure(proj, _regen_cfg(WEIGHTS="weights/best.pt")))

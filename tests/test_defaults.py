@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from yolo11_pose import __version__, cfg, decode, export, preprocess, quantize
 
 REPO = Path(__file__).resolve().parents[1]

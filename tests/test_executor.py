@@ -245,3 +245,39 @@ def test_eval_reproduces_the_ap_espdl_computes_for_espressif_files(key):
     ap, ap50, ap75 = ESPDL_AP[key]
     assert row["images"] == 92
     assert (round(row["AP"], 3), round(row["AP50"], 3), round(row["AP75"], 3)) == (ap, ap50, ap75), row
+
+
+# ------------------------------------------------------------------------------------------ shipped models
+def _shipped():
+    from tests.conftest import REPO
+
+    return sorted((REPO / "models").glob("*/*.espdl"))
+
+
+@pytest.mark.parametrize("path", _shipped(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_model_self_test_will_pass_on_the_chip(path):
+    """Every prebuilt model carries test values, and ESP-DL's semantics reproduce them with dl::Model::test()'s
+    tolerance (int8 outputs: exactly), so the board's self-check in the pose test app can pass."""
+    from yolo11_pose.executor import check_test_values
+
+    r = check_test_values(path)  # our files record their chip
+    assert r["present"], f"{path} has no test values (build it with --export-test-values)"
+    assert r["pass"], r["outputs"]
+
+
+def test_tampered_test_values_are_caught_and_rewritten(tmp_path):
+    from yolo11_pose.executor import check_test_values, embed_espdl_test_outputs, load_graph
+
+    src = _shipped()[0]
+    g = load_graph(src)
+    name, c = next(iter(g.test_outputs.items()))
+    data = bytearray(src.read_bytes())
+    pos = g.header_size + c.offset
+    data[pos] = (data[pos] + 3) % 256  # one expected value off by 3 steps
+    bad = tmp_path / "bad.espdl"
+    bad.write_bytes(bytes(data))
+    r = check_test_values(bad)
+    assert not r["pass"] and r["outputs"][name]["differing"] == 1
+    out = embed_espdl_test_outputs(bad)
+    assert out["rewritten"] == [name] and out["after"]["pass"]
+    assert bad.read_bytes() == src.read_bytes()

@@ -508,7 +508,7 @@ def test_shipped_golden_is_not_used_for_anything_else(tmp_path, app_frames, chan
         espdl = other
     elif change == "threshold":
         over = {"conf": 0.3}
-    else:  # other pixels (e.g. another Pillow resizes differently)
+    else:  # other pixels (e.g. replaced frames)
         data = bytearray(app_frames["bus"].read_bytes())
         data[-1] ^= 1
         frames["bus"] = tmp_path / "bus.rgb"

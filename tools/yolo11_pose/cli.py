@@ -103,7 +103,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--save-outputs", default=None, metavar="DIR",
                    help="also write each image's raw int input and output tensors (.npz, with exponents) here, to "
                         "diff against a device dump")
-    p.add_argument("--image", required=True, nargs="+")
+    p.add_argument("--image", required=True, nargs="+", help="one or more pictures (JPEG, PNG, BMP)")
     p.add_argument("--imgsz", type=int, default=None,
                    help=f"{IMGSZ_HELP}; only for a .pt (default {cfg.IMGSZ}): .onnx files and builds have their own")
     p.add_argument("--conf", type=float, default=cfg.CONF, help=CONF_HELP)

@@ -1,10 +1,13 @@
-"""Reference postprocessing of the 9 raw head outputs (Ultralytics semantics).
+"""Reference postprocessing of the raw head outputs (Ultralytics semantics), driven by the head contract (head.py).
 
 This is the Python twin of the C++ postprocessor (include/yolo11_pose/postprocess.hpp); tests run both on the same
 quantized outputs and require the same detections in the same order. Rules, in order:
-candidates by the best class logit >= logit(conf) (exactly the integer test ``q >= ceil(logit(conf) / 2^exp)``),
-DFL box decode, keypoints ``(raw*2 + anchor) * stride`` with sigmoid confidence, class-aware greedy NMS in model-input
-pixels (stable sort by score), then mapping through the letterbox/crop back to source pixels, clipped.
+candidates by class logit >= logit(conf) (exactly the integer test ``q >= ceil(logit(conf) / 2^exp)``), box decode
+(DFL when the contract's ``reg_max`` > 1, else direct distances), keypoints ``(raw * a + grid + b) * stride``
+(``kpt_decode``) with sigmoid confidence; then, for decoder ``nms``, the best class per anchor and class-aware greedy
+NMS in model-input pixels (stable sort by score), for ``topk`` (YOLO26's end-to-end branch) the ``max_det`` best
+(anchor, class) pairs, ties in anchor then class order; then mapping through the letterbox/crop back to source
+pixels, clipped. Without a contract (``head=None``), the legacy YOLO11 one for the tensors' shapes (head.legacy).
 """
 from __future__ import annotations
 
@@ -14,11 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import cfg
+from . import head as heads
+from .head import HeadContract
 from .preprocess import Letterbox
 
-STRIDES = (8, 16, 32)
-OUTPUT_NAMES = ("box0", "score0", "box1", "score1", "box2", "score2", "kpt0", "kpt1", "kpt2")
-REG_MAX = 16
+# The legacy (YOLO11) contract's facts, for callers that predate the contract; new code reads a HeadContract.
+STRIDES = heads.LEGACY.strides
+OUTPUT_NAMES = heads.LEGACY.output_names
+REG_MAX = heads.LEGACY.reg_max
 # The device's defaults (cfg/default.yaml): max_det too, so that the twin returns what YOLO11Pose::run() does.
 DEFAULT_CONF, DEFAULT_IOU, DEFAULT_KPT_THR, DEFAULT_MAX_DET = cfg.CONF, cfg.IOU, cfg.KPT_THR, cfg.MAX_DET
 
@@ -97,10 +103,24 @@ def infer_kpt_shape(channels: int, kpt_shape=None) -> tuple[int, int]:
         if k * nd != channels or nd not in (2, 3):
             raise ValueError(f"kpt_shape {tuple(kpt_shape)} does not match {channels} keypoint channels")
         return k, nd
-    nd = 3 if channels % 3 == 0 else 2
-    if channels % nd:
-        raise ValueError(f"{channels} keypoint channels is neither K*3 nor K*2")
-    return channels // nd, nd
+    return heads.infer_kpt_shape(channels)
+
+
+def _shape(t) -> tuple:
+    return tuple(np.shape(t[0] if isinstance(t, tuple) else t))
+
+
+def resolve_head(outputs: dict, head: HeadContract | None = None, kpt_shape=None) -> HeadContract:
+    """The contract to decode ``outputs`` with: ``head``, else the legacy one for their shapes (and ``kpt_shape``)."""
+    if head is None:
+        missing = [n for n in heads.LEGACY.output_names if n not in outputs]
+        if missing:
+            raise ValueError(f"outputs lack {', '.join(missing)}; export the model with `yolo11-pose export`")
+        return heads.legacy({n: _shape(outputs[n]) for n in heads.LEGACY.output_names},
+                            infer_kpt_shape(_shape(outputs["kpt0"])[-1], kpt_shape))
+    if kpt_shape is not None and tuple(int(v) for v in kpt_shape) != head.kpt_shape:
+        raise ValueError(f"kpt_shape {tuple(kpt_shape)} differs from the head contract's {head.kpt_shape}")
+    return head
 
 
 def iou_one_to_many(b: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -114,54 +134,99 @@ def iou_one_to_many(b: np.ndarray, others: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
-def candidates(outputs: dict, input_w: int, input_h: int, threshold: float | None, kpt_shape=None):
+def _level_tensors(outputs: dict, head: HeadContract, input_w: int, input_h: int):
+    """Per level: (level, stride, grid_w, box, score, kpt) as float64 HxWxC arrays, shapes checked."""
+    missing = [n for n in head.output_names if n not in outputs]
+    if missing:
+        raise ValueError(f"outputs lack {', '.join(missing)}, which the head contract ({head.kind}) names; export "
+                         "the model with `yolo11-pose export`")
+    head.check_shapes({n: _shape(outputs[n]) for n in head.output_names}, input_w, input_h)
+    for level, s in enumerate(head.strides):
+        box, score, kpt = (_as_float(outputs[n]) for n in head.level_names(level))
+        yield level, s, input_w // s, box, score, kpt
+
+
+def _decode_anchors(head: HeadContract, s: int, gw: int, box, kpt, idx: np.ndarray):
+    """Boxes (N,4) xyxy and keypoints (N,K,3) in model-input pixels for anchors ``idx`` (y * gw + x) of a level."""
+    ys, xs = np.divmod(idx, gw)
+    if head.reg_max == 1:
+        d = box.reshape(-1, 4)[idx]
+    else:
+        bins = box.reshape(-1, 4, head.reg_max)[idx]
+        e = np.exp(bins - bins.max(-1, keepdims=True))
+        d = (e / e.sum(-1, keepdims=True)) @ np.arange(head.reg_max, dtype=np.float64)
+    cx, cy = xs + 0.5, ys + 0.5
+    boxes = np.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], 1) * s
+    k, nd = head.kpt_shape
+    a, b = head.kpt_decode
+    kr = kpt.reshape(-1, k, nd)[idx]
+    kp = np.empty((len(idx), k, 3))
+    kp[..., 0] = (kr[..., 0] * a + xs[:, None] + b) * s
+    kp[..., 1] = (kr[..., 1] * a + ys[:, None] + b) * s
+    kp[..., 2] = sigmoid(kr[..., 2]) if nd == 3 else 1.0
+    return boxes, kp
+
+
+def candidates(outputs: dict, input_w: int, input_h: int, threshold: float | None, kpt_shape=None,
+               head: HeadContract | None = None):
     """Anchors whose best class logit >= threshold (all anchors when None), decoded in model-input pixels.
 
     Returns boxes (N,4) xyxy, scores (N,) sigmoid, classes (N,), keypoints (N,K,3), in anchor order.
     """
-    missing = [n for n in OUTPUT_NAMES if n not in outputs]
-    if missing:
-        raise ValueError(f"outputs lack {', '.join(missing)}; export the model with `yolo11-pose export`")
+    head = resolve_head(outputs, head, kpt_shape)
     boxes, scores, classes, kpts = [], [], [], []
-    for level, s in enumerate(STRIDES):
-        box, score, kpt = (_as_float(outputs[f"{n}{level}"]) for n in ("box", "score", "kpt"))
-        gh, gw = input_h // s, input_w // s
-        for name, t in (("box", box), ("score", score), ("kpt", kpt)):
-            if t.shape[:2] != (gh, gw):
-                raise ValueError(f"{name}{level} is {t.shape[0]}x{t.shape[1]}, expected {gh}x{gw} for a "
-                                 f"{input_w}x{input_h} input")
-        if box.shape[2] != 4 * REG_MAX:
-            raise ValueError(f"box{level} has {box.shape[2]} channels, expected {4 * REG_MAX}")
-        k, nd = infer_kpt_shape(kpt.shape[2], kpt_shape)
+    for _, s, gw, box, score, kpt in _level_tensors(outputs, head, input_w, input_h):
         flat = score.reshape(-1, score.shape[2])
         cls = flat.argmax(1)
         best = flat[np.arange(len(flat)), cls]
         idx = np.arange(len(flat)) if threshold is None else np.nonzero(best >= threshold)[0]  # y, then x
-        ys, xs = np.divmod(idx, gw)
-        bins = box.reshape(-1, 4, REG_MAX)[idx]
-        e = np.exp(bins - bins.max(-1, keepdims=True))
-        d = (e / e.sum(-1, keepdims=True)) @ np.arange(REG_MAX, dtype=np.float64)
-        cx, cy = xs + 0.5, ys + 0.5
-        boxes.append(np.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], 1) * s)
+        b, kp = _decode_anchors(head, s, gw, box, kpt, idx)
+        boxes.append(b)
         scores.append(sigmoid(best[idx]))
         classes.append(cls[idx])
-        kr = kpt.reshape(-1, k, nd)[idx]
-        kp = np.empty((len(idx), k, 3))
-        kp[..., 0] = (kr[..., 0] * 2.0 + xs[:, None]) * s
-        kp[..., 1] = (kr[..., 1] * 2.0 + ys[:, None]) * s
-        kp[..., 2] = sigmoid(kr[..., 2]) if nd == 3 else 1.0
         kpts.append(kp)
     return tuple(np.concatenate(a) for a in (boxes, scores, classes, kpts))
 
 
+def topk(outputs: dict, input_w: int, input_h: int, threshold: float | None, k: int,
+         head: HeadContract | None = None, kpt_shape=None):
+    """The end-to-end decoder: the ``k`` best (anchor, class) pairs with logit >= threshold (all when None), by
+    logit, ties in global anchor order then class order. Returns boxes, scores (sigmoid), classes, keypoints."""
+    head = resolve_head(outputs, head, kpt_shape)
+    levels = list(_level_tensors(outputs, head, input_w, input_h))
+    logits, anchors, classes, lvl = [], [], [], []
+    offset = 0
+    for level, _, _, _, score, _ in levels:
+        flat = score.reshape(-1, score.shape[2])
+        a, c = np.nonzero(flat >= threshold) if threshold is not None else np.indices(flat.shape).reshape(2, -1)
+        logits.append(flat[a, c])
+        anchors.append(a + offset)
+        classes.append(c)
+        lvl.append(np.full(len(a), level))
+        offset += len(flat)
+    logits, anchors, classes, lvl = (np.concatenate(v) for v in (logits, anchors, classes, lvl))
+    order = np.lexsort((classes, anchors, -logits))[:max(int(k), 0)]
+    starts = np.cumsum([0] + [sc.shape[0] * sc.shape[1] for _, _, _, _, sc, _ in levels])
+    n = len(order)
+    boxes, kpts = np.empty((n, 4)), np.empty((n, head.kpt_shape[0], 3))
+    for level, s, gw, box, _, kpt in levels:
+        sel = np.nonzero(lvl[order] == level)[0]
+        if len(sel):
+            boxes[sel], kpts[sel] = _decode_anchors(head, s, gw, box, kpt, anchors[order][sel] - starts[level])
+    return boxes, sigmoid(logits[order]), classes[order], kpts
+
+
 def decode(outputs: dict, input_w: int, input_h: int, letterbox: Letterbox | None = None,
            conf: float = DEFAULT_CONF, iou: float = DEFAULT_IOU, kpt_thr: float = DEFAULT_KPT_THR,
-           max_det: int = DEFAULT_MAX_DET, kpt_shape=None) -> list[Pose]:
+           max_det: int = DEFAULT_MAX_DET, kpt_shape=None, head: HeadContract | None = None) -> list[Pose]:
     """Decode NHWC head outputs (float arrays or (q, exponent) pairs) into poses in source-image pixels."""
-    boxes, scores, classes, kpts = candidates(outputs, input_w, input_h, logit(conf), kpt_shape)
-    if not len(boxes):
-        return []
-    keep = nms(boxes, scores, classes, iou, max_det)
+    head = resolve_head(outputs, head, kpt_shape)
+    if head.decoder == "topk":
+        boxes, scores, classes, kpts = topk(outputs, input_w, input_h, logit(conf), max_det, head)
+        keep = range(len(boxes))
+    else:
+        boxes, scores, classes, kpts = candidates(outputs, input_w, input_h, logit(conf), head=head)
+        keep = nms(boxes, scores, classes, iou, max_det) if len(boxes) else []
     bounds = letterbox.bounds if letterbox is not None else (0, 0, input_w, input_h)
     x0, y0, x1, y1 = bounds
     poses = []

@@ -336,7 +336,7 @@ def find_twin_dir(info: dict) -> Path:
 # ------------------------------------------------------------------------------------------------ shipped goldens
 # The prebuilt models ship with their golden (models/<target>/<stem>.golden.json), because their build folders (the
 # twin needs model.native, ~23 MB) are not shipped. It is valid only for the exact .espdl (espdl_sha256), frames
-# (rgb_sha256: another Pillow could resize differently) and thresholds it was made for.
+# (rgb_sha256: the committed frames, as make_rgb.py converts them) and thresholds it was made for.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAKE_RGB = REPO_ROOT / "test_apps" / "pose" / "tools" / "make_rgb.py"
 # What test_apps/pose/main/CMakeLists.txt embeds: these committed frames, through make_rgb.py --max-side 640.
@@ -433,7 +433,7 @@ def committed_golden(info: dict) -> tuple[dict | None, list[str]]:
         frames = g.get("frames", {})
         if set(frames) != set(info["images"]) or any(
                 not Path(f).is_file() or _frame_sha(f) != frames[n].get("rgb_sha256") for n, f in info["images"].items()):
-            why.append(f"{p} (made for other frame pixels, e.g. another Pillow)")
+            why.append(f"{p} (made for other frame pixels, e.g. replaced frames)")
             continue
         return g, why
     return None, why

@@ -209,7 +209,7 @@ def _parse(path: Path, payload: bytes, fbs) -> EspdlGraph:
     for k in range(_n(g.TestOutputsValueLength(), buf_len)):
         c = _const(g.TestOutputsValue(k), payload, buf_len)
         tout[c.name] = c
-    graph = EspdlGraph(str(path), inputs, outputs, nodes, consts, info, meta, tin, tout)
+    graph = EspdlGraph(str(path), inputs, outputs, nodes, consts, info, meta, test_inputs=tin, test_outputs=tout)
     _check_graph(graph)
     return graph
 

@@ -1,7 +1,10 @@
 """Ultralytics pose checkpoint -> ONNX with the head split into 9 raw outputs (no decode, no sigmoid, no concat).
 
 Keeping the head raw lets ESP-PPQ give boxes, scores and keypoints their own quantization scales, and moves the cheap
-decode into the C++ postprocessor, which only touches candidates above the score threshold.
+decode into the C++ postprocessor, which only touches candidates above the score threshold. What the outputs are and
+how to decode them is the head contract (head.py), written into the ONNX metadata (key ``head``). YOLOv8/YOLO11
+(``Pose``) and YOLO26 (``Pose26``) heads; for YOLO26, ``branch`` picks the end-to-end one-to-one branch (top-k, no
+NMS; the default) or the one-to-many branch (NMS), the other being removed as Ultralytics' ``fuse()`` does.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cfg
-from .decode import OUTPUT_NAMES
+from . import head as heads
 from .util import UserError, atomic_path, sha256_file
 
 OPSET = 13
@@ -27,11 +30,34 @@ def check_imgsz(imgsz: int) -> int:
     return imgsz
 
 
-def load_pose_model(weights: str):
-    """Load a pose checkpoint or architecture YAML as a fused float32 torch module in eval mode."""
+#: Ultralytics head classes this exporter knows, and the family (head.FAMILIES) each belongs to.
+HEAD_CLASSES = ("Pose", "Pose26")
+
+
+def check_branch(branch: str | None) -> str | None:
+    if branch not in (None, "auto", *heads.BRANCHES):
+        raise UserError(f"unknown --branch {branch!r}; use {', '.join(heads.BRANCHES)} or auto (the family's default)")
+    return None if branch in (None, "auto") else branch
+
+
+def family_of(model) -> str:
+    """head.FAMILIES key of a loaded Ultralytics pose model."""
+    head = model.model[-1]
+    if type(head).__name__ == "Pose26":
+        return "yolo26"
+    return "yolov8" if getattr(head, "legacy", False) else "yolo11"
+
+
+def load_pose_model(weights: str, branch: str | None = None):
+    """Load a pose checkpoint or architecture YAML as a fused float32 torch module in eval mode.
+
+    ``branch``: one2one / one2many (None: the family's default, head.FAMILIES). The module gets a ``pose_head``
+    attribute: the head contract (head.HeadContract) of what it outputs after prepare_for_export()."""
     import torch  # noqa: F401  (ultralytics needs it imported first on some setups)
     from ultralytics import YOLO
     from ultralytics.nn.modules.head import Pose
+
+    branch = check_branch(branch)
 
     w = str(weights)
     p = Path(w)
@@ -56,22 +82,48 @@ def load_pose_model(weights: str):
         task = getattr(yolo, "task", "?")
         raise UserError(f"{w} is a {task} model ({type(head).__name__} head), not a pose model; give a *-pose "
                         "checkpoint such as yolo11n-pose.pt")
-    if type(head).__name__ != "Pose":
-        raise UserError(f"{w} has a {type(head).__name__} head; only YOLO11/YOLOv8 Pose heads are supported")
+    if type(head).__name__ not in HEAD_CLASSES:
+        raise UserError(f"{w} has a {type(head).__name__} head; supported pose heads: {', '.join(HEAD_CLASSES)} "
+                        "(YOLOv8, YOLO11, YOLO26)")
+    family = family_of(model)
+    fam = heads.FAMILIES[family]
+    branch = branch or fam.default_branch
+    has_one2one = getattr(head, "one2one_cv2", None) is not None
+    has_one2many = getattr(head, "cv2", None) is not None
+    if branch not in fam.branches or (branch == "one2one" and not has_one2one) or \
+            (branch == "one2many" and not has_one2many):
+        have = [b for b, ok in (("one2one", has_one2one), ("one2many", has_one2many)) if ok and b in fam.branches]
+        raise UserError(f"{w} ({family}) has no {branch} branch; use --branch {' or '.join(have) or 'auto'}")
+    if hasattr(model, "end2end"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.end2end = branch == "one2one"  # fuse() below drops the other branch
     model = model.float().eval()
     try:
         model = model.fuse(verbose=False)
     except TypeError:
         model = model.fuse()
+    head = model.model[-1]
+    model.pose_head = heads.make(family, branch, nc=int(head.nc), kpt_shape=tuple(int(v) for v in head.kpt_shape),
+                                 strides=tuple(int(v) for v in head.stride.tolist()), reg_max=int(head.reg_max))
     return model
 
 
+def _branch_modules(head, branch: str):
+    """(box, score, keypoint feature, keypoint output) module lists of one branch; the last is None for Pose."""
+    p = "one2one_" if branch == "one2one" else ""
+    kpts = getattr(head, p + "cv4_kpts", None)  # Pose26: cv4 is a feature stem, cv4_kpts the 1x1 output conv
+    return getattr(head, p + "cv2"), getattr(head, p + "cv3"), getattr(head, p + "cv4"), kpts
+
+
 def _raw_head_forward(self, x):
-    """Replacement Pose.forward: per level box (4*reg_max), score (nc), keypoint (nk) maps, in OUTPUT_NAMES order."""
-    boxes = [self.cv2[i](x[i]) for i in range(self.nl)]
-    scores = [self.cv3[i](x[i]) for i in range(self.nl)]
-    kpts = [self.cv4[i](x[i]) for i in range(self.nl)]
-    return boxes[0], scores[0], boxes[1], scores[1], boxes[2], scores[2], kpts[0], kpts[1], kpts[2]
+    """Replacement Pose/Pose26.forward: per level box (4*reg_max), score (nc), keypoint (nk) maps, in the head
+    contract's output order (box0, score0, box1, score1, ..., kpt0, kpt1, ...)."""
+    cv2, cv3, cv4, cv4k = _branch_modules(self, self._export_branch)
+    boxes = [cv2[i](x[i]) for i in range(self.nl)]
+    scores = [cv3[i](x[i]) for i in range(self.nl)]
+    kpts = [cv4[i](x[i]) if cv4k is None else cv4k[i](cv4[i](x[i])) for i in range(self.nl)]
+    return (*[t for bs in zip(boxes, scores) for t in bs], *kpts)
 
 
 def _static_attention_forward(self, x):
@@ -89,12 +141,16 @@ def _static_attention_forward(self, x):
 
 
 def prepare_for_export(model):
-    """Patch the head and attention blocks in place; return (model, kpt_shape, nc)."""
+    """Patch the head and attention blocks in place; return (model, kpt_shape, nc). ``model.pose_head`` is the
+    head contract of the patched model's outputs."""
     from ultralytics.nn.modules.block import Attention
 
     head = model.model[-1]
-    if head.nl != 3:
-        raise UserError(f"the model has {head.nl} detection levels; the device postprocessor expects 3 (P3-P5)")
+    contract = model.pose_head
+    if head.nl != contract.num_levels or head.nl > heads.MAX_LEVELS:
+        raise UserError(f"the model has {head.nl} detection levels; the device postprocessor takes up to "
+                        f"{heads.MAX_LEVELS} (P3-P5)")
+    head._export_branch = contract.branch
     head.forward = types.MethodType(_raw_head_forward, head)
     for m in model.modules():
         if isinstance(m, Attention):
@@ -102,29 +158,33 @@ def prepare_for_export(model):
     return model, tuple(int(v) for v in head.kpt_shape), int(head.nc)
 
 
-def export_onnx(weights: str, imgsz: int, out_dir: str | Path, simplify: bool = True) -> dict:
-    """Write out_dir/model.onnx; return facts about it (kpt_shape, nc, names, hash)."""
+def export_onnx(weights: str, imgsz: int, out_dir: str | Path, simplify: bool = True,
+                branch: str | None = None) -> dict:
+    """Write out_dir/model.onnx; return facts about it (kpt_shape, nc, names, head contract, hash).
+
+    ``branch``: YOLO26's one2one (end-to-end top-k, default) or one2many (NMS) branch; None/auto: the default."""
     import onnx
     import torch
 
     check_imgsz(imgsz)
     out_dir = Path(out_dir)
-    model = load_pose_model(weights)
+    model = load_pose_model(weights, branch)
     model, kpt_shape, nc = prepare_for_export(model)
+    contract = model.pose_head
     dummy = torch.zeros(1, 3, imgsz, imgsz)
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, dummy, buf, opset_version=OPSET, input_names=["images"],
-                          output_names=list(OUTPUT_NAMES), do_constant_folding=True, dynamo=False)
+                          output_names=list(contract.output_names), do_constant_folding=True, dynamo=False)
     proto = onnx.load_from_string(buf.getvalue())
     if simplify:
         import onnxslim
 
         proto = onnxslim.slim(proto)
     onnx.checker.check_model(proto)
-    meta = {"kpt_shape": list(kpt_shape), "nc": nc, "imgsz": imgsz, "output_names": list(OUTPUT_NAMES),
-            "producer": "yolo11-pose export"}
+    meta = {"kpt_shape": list(kpt_shape), "nc": nc, "imgsz": imgsz, "output_names": list(contract.output_names),
+            "producer": "yolo11-pose export", heads.METADATA_KEY: contract.to_text()}
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, str(v)
@@ -150,15 +210,22 @@ def onnx_meta(path: str | Path) -> dict:
         raise UserError(f"{path} is {what}; give the model.onnx of `yolo11-pose export`, or {fix}") from None
     meta = {p.key: p.value for p in m.metadata_props}
     names = [o.name for o in m.graph.output]
-    if set(names) != set(OUTPUT_NAMES):
+    try:
+        contract = heads.from_text(meta[heads.METADATA_KEY]) if heads.METADATA_KEY in meta else heads.LEGACY
+    except ValueError as e:
+        raise UserError(f"{path}: {e}; {fix}") from None
+    if set(names) != set(contract.output_names):
         who = "was exported by Ultralytics" if "ultralytics" in meta.get("author", "").lower() or \
             names == ["output0"] else f"has the outputs {', '.join(names)}"
-        raise UserError(f"{path} {who}, not with the 9 raw head outputs ({', '.join(OUTPUT_NAMES)}) that the device "
-                        f"postprocessor reads; {fix}")
+        raise UserError(f"{path} {who}, not with the {len(contract.output_names)} raw head outputs "
+                        f"({', '.join(contract.output_names)}) that the device postprocessor reads; {fix}")
     out = {}
     for k in ("kpt_shape", "nc", "imgsz"):
         if k in meta:
             out[k] = ast.literal_eval(meta[k])
+    if heads.METADATA_KEY not in meta:  # exported before the contract: YOLO11's, with the file's own facts
+        contract = heads.legacy(kpt_shape=out.get("kpt_shape")).with_(nc=int(out.get("nc", 1)))
+    out["head"] = contract
     return out
 
 

@@ -12,7 +12,7 @@ import re
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 MARK = "[yolo11-pose] "
 _CALIB = re.compile(r"Calibration Progress\(Phase (\d+)\):\s*\d+%\|[^|]*\|\s*(\d+)/(\d+)")

@@ -400,6 +400,16 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
         from .compat import check_publishable
 
         espdl_compat = check_publishable(espdl_tmp)
+        test_values = None
+        if export_test_values:
+            # ESP-PPQ embeds its own simulation's outputs; dl::Model::test() on the chip must compare against what
+            # ESP-DL computes (int8: exactly), so the expected outputs are recomputed with the executor.
+            from .executor import embed_espdl_test_outputs
+
+            emb = embed_espdl_test_outputs(espdl_tmp, target)
+            test_values = {"expected_by": "executor (ESP-DL semantics)", "rewritten_from_esp_ppq": emb["rewritten"],
+                           "esp_ppq_differing": {k: v["differing"] for k, v in emb["before"]["outputs"].items()
+                                                 if v["differing"]}}
         inp, outs = io_quant_info(graph)
         report = None
         if error_report:
@@ -427,6 +437,8 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
         }
         if report:
             manifest["error_report"] = report
+        if test_values:
+            manifest["test_values"] = test_values
         manifest.update(extra_manifest or {})
         # Publish: every artifact by rename, the manifest last (its presence marks a complete build).
         for name in ("model.espdl", "model.native", "model.info", "model.json"):

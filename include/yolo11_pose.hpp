@@ -18,11 +18,19 @@ bool from_espdl_pix_type(dl::image::pix_type_t type, PixelFormat *out);
 /// A pose as ESP-DL's result_t: int box, keypoints as x1, y1, x2, y2, ... (every keypoint, visible or not).
 dl::detect::result_t to_result(const Pose &pose);
 
+/// The head contract of a loaded model: the text of its metadata entry kHeadMetadataKey (written by `yolo11-pose
+/// quantize`), or legacy_head_contract() for files made before it existed. Read it before model->minimize().
+Status read_head_contract(dl::Model *model, HeadContract *out);
+/// Binds the outputs the contract names to `views` (shape, dtype, exponent, data) and, if not null, `tensors`
+/// (3 * head.num_levels entries, head_output_name order). ShapeMismatch (logged) when one is missing or not int8/16.
+Status bind_head_outputs(dl::Model *model, const HeadContract &head, HeadOutputs *views, dl::TensorBase **tensors);
+
 /// Binds a loaded dl::Model to the core: frame -> model input tensor -> model->run() -> poses.
 class PoseDetector {
 public:
-    /// Takes ownership of `model`. Check status() before use.
-    PoseDetector(dl::Model *model, const PostprocessConfig &post_cfg, bool letterbox = true);
+    /// Takes ownership of `model`. Check status() before use. `head`: the model's contract (null: read_head_contract).
+    PoseDetector(dl::Model *model, const PostprocessConfig &post_cfg, bool letterbox = true,
+                 const HeadContract *head = nullptr);
     ~PoseDetector();
     PoseDetector(const PoseDetector &) = delete;
     PoseDetector &operator=(const PoseDetector &) = delete;
@@ -38,14 +46,16 @@ public:
 private:
     dl::Model *m_model;
     dl::TensorBase *m_input = nullptr;
-    dl::TensorBase *m_outputs[9] = {};
+    dl::TensorBase *m_outputs[3 * kMaxLevels] = {};
+    HeadContract m_head{};
     HeadOutputs m_views{};
     Preprocessor m_pre;
     Postprocessor m_post;
     Status m_status = Status::NotInitialized;
 };
 
-/// Drop-in dl::detect::Detect for YOLO11-pose models exported by `yolo11-pose build`. The model comes from the
+/// Drop-in dl::detect::Detect for pose models exported by `yolo11-pose build` (YOLOv8, YOLO11, YOLO26: the file's head
+/// contract says which). The model comes from the
 /// location chosen in menuconfig (flash rodata, a flash partition or the SD card) and is loaded on first use.
 class YOLO11Pose : public dl::detect::Detect {
 public:

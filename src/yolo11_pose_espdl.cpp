@@ -92,7 +92,43 @@ static bool to_view(dl::TensorBase *t, TensorView *v)
     return true;
 }
 
-PoseDetector::PoseDetector(dl::Model *model, const PostprocessConfig &post_cfg, bool letterbox) : m_model(model)
+Status read_head_contract(dl::Model *model, HeadContract *out)
+{
+    if (!model || !out) {
+        return Status::InvalidArgument;
+    }
+    const std::string text = model->get_metadata_prop(kHeadMetadataKey);
+    if (text.empty()) {
+        *out = legacy_head_contract(); // a file made before the contract existed: YOLO11
+        return Status::Ok;
+    }
+    const Status st = parse_head_contract(text.c_str(), out);
+    if (st != Status::Ok) {
+        ESP_LOGE(TAG, "the model's head contract is not one this component reads (%s): %.80s; update the component or "
+                      "rebuild the model with its yolo11-pose", status_name(st), text.c_str());
+    }
+    return st;
+}
+
+Status bind_head_outputs(dl::Model *model, const HeadContract &head, HeadOutputs *views, dl::TensorBase **tensors)
+{
+    for (int i = 0; i < 3 * head.num_levels; i++) {
+        const char *name = head_output_name(head, i);
+        dl::TensorBase *t = model->get_output(name);
+        if (!to_view(t, head_output_slot(views, head, i))) {
+            ESP_LOGE(TAG, "model output %s missing or not int8/int16; export with `yolo11-pose build`", name);
+            return Status::ShapeMismatch;
+        }
+        if (tensors) {
+            tensors[i] = t;
+        }
+    }
+    return Status::Ok;
+}
+
+PoseDetector::PoseDetector(dl::Model *model, const PostprocessConfig &post_cfg, bool letterbox,
+                           const HeadContract *head) :
+    m_model(model)
 {
     m_input = model ? model->get_input() : nullptr;
     TensorView in;
@@ -112,22 +148,25 @@ PoseDetector::PoseDetector(dl::Model *model, const PostprocessConfig &post_cfg, 
     pc.rounding = Rounding::HalfUp;
 #endif
     pc.letterbox = letterbox;
-    TensorView *slots[9] = {&m_views.box[0], &m_views.score[0], &m_views.box[1], &m_views.score[1], &m_views.box[2],
-                            &m_views.score[2], &m_views.kpt[0],  &m_views.kpt[1],  &m_views.kpt[2]};
-    for (int i = 0; i < 9; i++) {
-        m_outputs[i] = model->get_output(kOutputNames[i]);
-        if (!to_view(m_outputs[i], slots[i])) {
-            ESP_LOGE(TAG, "model output %s missing or not int8/int16; export with `yolo11-pose build`", kOutputNames[i]);
-            m_status = Status::ShapeMismatch;
-            return;
-        }
+    if (head) {
+        m_head = *head;
+    } else if ((m_status = read_head_contract(model, &m_head)) != Status::Ok) {
+        return;
+    }
+    if ((m_status = bind_head_outputs(model, m_head, &m_views, m_outputs)) != Status::Ok) {
+        return;
     }
     PostprocessConfig cfg = post_cfg;
     cfg.input_w = in.w;
     cfg.input_h = in.h;
     m_status = m_pre.init(pc);
     if (m_status == Status::Ok) {
-        m_status = m_post.init(cfg, m_views);
+        m_status = m_post.init(cfg, m_views, &m_head);
+    }
+    if (m_status == Status::Ok) {
+        ESP_LOGI(TAG, "head: %s %s, %s, %d class(es), %dx%d keypoints", m_head.family, m_head.branch,
+                 m_head.decoder == Decoder::TopK ? "top-k (no NMS)" : "NMS", m_post.num_classes(), m_post.kpt_count(),
+                 m_post.kpt_dims());
     }
     if (m_status != Status::Ok) {
         ESP_LOGE(TAG, "init failed: %s", status_name(m_status));
@@ -157,10 +196,8 @@ Status PoseDetector::detect(const dl::image::img_t &img, const Rect *crop)
     }
     m_model->run();
     // Output tensors keep their addresses between runs; refresh the pointers anyway (cheap, no allocation).
-    TensorView *slots[9] = {&m_views.box[0], &m_views.score[0], &m_views.box[1], &m_views.score[1], &m_views.box[2],
-                            &m_views.score[2], &m_views.kpt[0],  &m_views.kpt[1],  &m_views.kpt[2]};
-    for (int i = 0; i < 9; i++) {
-        slots[i]->data = m_outputs[i]->data;
+    for (int i = 0; i < 3 * m_head.num_levels; i++) {
+        head_output_slot(&m_views, m_head, i)->data = m_outputs[i]->data;
     }
     return m_post.run(m_views, &m_pre.letterbox());
 }
@@ -202,8 +239,14 @@ bool YOLO11Pose::load()
     PostprocessConfig cfg = m_cfg;
     cfg.max_det = CONFIG_YOLO11_POSE_MAX_DETECTIONS; // capacity; set_max_det() can lower it later
     dl::Model *model = new dl::Model(m_source, m_location);
+    HeadContract head;
+    if (read_head_contract(model, &head) != Status::Ok) { // before minimize(), which drops the loader's maps
+        delete model;
+        m_load_failed = true;
+        return false;
+    }
     model->minimize(); // before binding, as esp-dl's model zoo does: frees what only loading needed
-    m_detector = new PoseDetector(model, cfg);
+    m_detector = new PoseDetector(model, cfg, true, &head);
     if (m_detector->status() != Status::Ok) {
         delete m_detector;
         m_detector = nullptr;

@@ -281,3 +281,41 @@ def test_tampered_test_values_are_caught_and_rewritten(tmp_path):
     out = embed_espdl_test_outputs(bad)
     assert out["rewritten"] == [name] and out["after"]["pass"]
     assert bad.read_bytes() == src.read_bytes()
+
+
+def test_int16_conv_is_exact_integer_arithmetic(tmp_path_factory, shared):
+    """The executor's int16 convolution (float sums where provably exact) equals exact integer arithmetic written
+    out here: sum of int16 x int16 products in Python ints, plus the bias, divided by 2**shift and rounded half to
+    even by Python's own Fraction rounding (ESP32-P4)."""
+    from fractions import Fraction
+
+    from tests.conftest import CALIB_LIST, WEIGHTS
+    from yolo11_pose.build import build
+    from yolo11_pose.executor import Executor
+    from yolo11_pose.preprocess import device_input, load_rgb
+
+    out = tmp_path_factory.mktemp("int16-96")
+    build(str(WEIGHTS), 96, "esp32p4", 16, str(CALIB_LIST), 8, out, progress=False, log=lambda *_: None)
+    ex = Executor(out / "model.espdl")
+    x, _ = device_input(load_rgb(SHARED / "data" / "samples" / "esp-dl-bus.jpg"), 96, 96, ex._exp("images"), 16,
+                        ex.rounding)
+    env = ex.run(x[None], keep=True)
+    conv = ex.graph.nodes[0]
+    assert conv.op == "Conv" and conv.attrs["quant_type"] == "S16"
+    from yolo11_pose.executor import unpack_filter
+
+    c = ex.graph.consts[conv.inputs[1]]
+    w = unpack_filter(c.value, c.layout, False, 8).astype(object)  # [N, kh, kw, C]
+    bias = ex.graph.consts[conv.inputs[2]].value.astype(object)
+    inp = np.pad(x.astype(object), ((1, 1), (1, 1), (0, 0)))
+    got, out_e = env[conv.outputs[0]]
+    in_e = ex._exp("images")
+    rng = np.random.default_rng(1)
+    for _ in range(300):  # random output positions and channels
+        oy, ox, n = (int(rng.integers(0, got.shape[1])), int(rng.integers(0, got.shape[2])),
+                     int(rng.integers(0, got.shape[3])))
+        patch = inp[2 * oy:2 * oy + 3, 2 * ox:2 * ox + 3, :]
+        acc = int((patch * w[n]).sum()) + int(bias[n])
+        shift = out_e - c.exponents[n] - in_e
+        want = max(-32768, min(32767, round(Fraction(acc, 2 ** shift))))
+        assert int(got[0, oy, ox, n]) == want, (oy, ox, n)

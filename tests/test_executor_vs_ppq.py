@@ -2,10 +2,15 @@
 layer by layer, on 20 real images each.
 
 Two independent computations of the same model: every tensor they share must hold the same integers, except where
-ESP-DL computes differently from ESP-PPQ. ESP-DL 3.3.9's int8 Softmax (dl_module_softmax.hpp forward_lut) takes
-``expf`` from a 256-entry table of the dequantized input without subtracting the row maximum and sums in float32
-left to right; ESP-PPQ uses torch's softmax. So differences may only appear at that Softmax's quantized output and
-downstream of it, never before.
+ESP-DL computes differently from ESP-PPQ:
+- ESP-DL 3.3.9's int8 Softmax (dl_module_softmax.hpp forward_lut) takes ``expf`` from a 256-entry table of the
+  dequantized input without subtracting the row maximum and sums in float32 left to right; ESP-PPQ uses torch's
+  softmax. Differences may appear at that Softmax's quantized output and downstream of it.
+- int16 convolutions: ESP-DL accumulates int16 x int16 products exactly in 64 bits (dl_base_conv2d.cpp,
+  ``conv2d<int16_t, int32_t, int64_t>``); ESP-PPQ simulates them in float32, whose sums of products up to 2**30 are
+  not exact, so a value next to a rounding boundary can land one step away. The first differing tensor may be such a
+  conv's output, off by at most one step (test_executor.py checks the executor's int16 conv against exact integers).
+Nothing else may differ, and nothing before the first such layer.
 """
 from __future__ import annotations
 
@@ -71,7 +76,10 @@ def compare(build_dir: Path, images: list[Path]) -> dict:
     softmax_out = {quantized_as.get(o, o) for nd in g.nodes if nd.op == "Softmax" for o in nd.outputs}
     allowed = _downstream(g, softmax_out)
     order = [o for nd in g.nodes for o in nd.outputs]
-    result = {"compared": 0, "diffs": {}, "allowed": allowed, "order": order, "softmax": softmax_out}
+    int16_convs = {nd.outputs[0] for nd in g.nodes if nd.op == "Conv" and nd.attrs.get("quant_type") == "S16"}
+    allowed |= _downstream(g, int16_convs)
+    result = {"compared": 0, "diffs": {}, "max_abs": {}, "allowed": allowed, "order": order,
+              "softmax": softmax_out, "int16_convs": int16_convs}
     bits = int(q.input["dtype"][3:])
     for img in images:
         x, _ = device_input(load_rgb(img), q.imgsz, q.imgsz, q.input["exponent"], bits, q.rounding)
@@ -96,6 +104,8 @@ def compare(build_dir: Path, images: list[Path]) -> dict:
             d = int((p != v).sum())
             if d:
                 result["diffs"][n] = result["diffs"].get(n, 0) + d
+                m = int(np.abs(p - v).max())
+                result["max_abs"][n] = max(result["max_abs"].get(n, 0), m)
     return result
 
 
@@ -108,7 +118,10 @@ def test_executor_equals_ppq_except_after_espdl_softmax(builds, key):
     assert r["compared"] >= N_IMAGES * 0.6 * n_nodes, (r["compared"], n_nodes)
     bad = {n: d for n, d in r["diffs"].items() if n not in r["allowed"]}
     assert not bad, f"{key}: values differ before ESP-DL's Softmax, where both compute alike: {bad}"
-    if r["diffs"]:  # where they do differ, it starts at the Softmax's quantized output
+    if r["diffs"]:  # where they do differ, it starts at the Softmax's quantized output or an int16 conv (one step)
         first = min(r["diffs"], key=r["order"].index)
-        assert first in r["softmax"], (first, r["diffs"])
+        assert first in r["softmax"] or (first in r["int16_convs"] and r["max_abs"][first] == 1), \
+            (first, r["max_abs"].get(first), r["diffs"])
+    if "int16" not in key and "mixed" not in key:
+        assert not any(n in r["int16_convs"] for n in r["diffs"])
     print(f"{key}: {r['compared']} tensors compared, differing after the Softmax: {r['diffs']}")

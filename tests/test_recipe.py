@@ -145,12 +145,14 @@ def test_tqt_moves_weights_or_scales(onnx128, batches, fast_graph):
     s = _fast_setting()
     s.tqt_optimization = True
     t = s.tqt_optimization_setting
-    t.steps, t.lr, t.block_size, t.collecting_device = 20, 1e-4, 4, "cpu"
+    # three 1x1 head convs, one block each: ESP-PPQ re-runs the graph over every batch per block, so keep it small
+    heads = [f"/model.23/cv4.{i}/cv4.{i}.2/Conv" for i in range(3)]
+    t.steps, t.lr, t.block_size, t.collecting_device, t.interested_layers = 20, 1e-3, 1, "cpu", heads
     g = _quantize(onnx128, batches, s)
     w0, w1 = _conv_params(fast_graph), _conv_params(g)
-    moved_w = sum(not torch_equal(w0[k][0], w1[k][0]) for k in w0)
-    e0, e1 = _act_exponents(fast_graph), _act_exponents(g)
-    assert moved_w + sum(e0[k] != e1[k] for k in e0) >= 5, "TQT left every weight and scale as calibrated"
+    moved = [k for k in heads if not torch_equal(w0[k][0], w1[k][0])]
+    assert moved, "TQT left the trained layers' weights as calibrated"
+    assert all(torch_equal(w0[k][0], w1[k][0]) for k in w0 if k not in heads and "model.23" not in k)
 
 
 def test_int16_budget_picks_measured_layers_within_budget(onnx128, batches):

@@ -344,7 +344,7 @@ def test_read_rgb_rejects_damaged_frames(tmp_path):
 def _info(tmp_path: Path, build: Path, espdl: Path) -> Path:
     r = _make_rgb(tmp_path, *(devicelog.APP_FRAME_DIR / f for f in devicelog.APP_FRAMES.values()))
     assert r.returncode == 0, r.stderr
-    info = {"target": "esp32p4", "model_espdl": str(espdl), "twin_candidates": [str(tmp_path / "nowhere"), str(build)],
+    info = {"target": "esp32p4", "model_espdl": str(espdl),
             "images": {"bus": str(tmp_path / "bus.rgb"), "zidane": str(tmp_path / "zidane.rgb")},
             "conf": 0.25, "iou": 0.7, "kpt_thr": 0.5, "max_det": 20}
     p = tmp_path / "pose_test_info.json"
@@ -409,17 +409,21 @@ def test_golden_generation_on_a_real_build(build_p4_320, tmp_path):
 
 @pytest.mark.shared
 @pytest.mark.slow
-def test_twin_must_hold_the_embedded_model(build_p4_320, tmp_path):
-    other = tmp_path / "other.espdl"
-    other.write_bytes((build_p4_320 / "model.espdl").read_bytes() + b"\0")
-    info = devicelog.load_info(_info(tmp_path, build_p4_320, other))
-    with pytest.raises(UserError, match=r"holds another model\.espdl.*YOLO11_POSE_TWIN_DIR"):
-        devicelog.find_twin_dir(info)
-    info["model_espdl"] = str(build_p4_320 / "model.espdl")
-    assert devicelog.find_twin_dir(info) == build_p4_320
+def test_golden_needs_only_the_embedded_file(build_p4_320, tmp_path):
+    """The twin runs the .espdl the firmware embeds (the executor): no build folder, no model.native."""
+    alone = tmp_path / "embedded" / "yolo11_pose.espdl"
+    alone.parent.mkdir()
+    alone.write_bytes((build_p4_320 / "model.espdl").read_bytes())
+    info = devicelog.load_info(_info(tmp_path, build_p4_320, alone))
+    g = devicelog.golden_from_info(tmp_path / "pose_test_info.json")
+    assert g["model"]["engine"] == "espdl" and g["model"]["target"] == info["target"]
+    from_build = devicelog.make_golden(build_p4_320, {n: devicelog.read_rgb(f) for n, f in info["images"].items()},
+                                       0.25, 0.7, 0.5, 20)
+    assert g["images"] == from_build["images"]
     info["model_espdl"] = str(tmp_path / "not_built.espdl")
+    (tmp_path / "pose_test_info.json").write_text(json.dumps(info))
     with pytest.raises(UserError, match="build the test app first"):
-        devicelog.find_twin_dir(info)
+        devicelog.golden_from_info(tmp_path / "pose_test_info.json")
 
 
 # ------------------------------------------------------------------------------------------------ shipped goldens
@@ -477,8 +481,7 @@ def test_every_shipped_model_has_a_golden_for_it(espdl, app_frames):
 
 
 def _shipped_info(tmp_path: Path, espdl: Path, golden: Path, frames: dict[str, Path], **over) -> Path:
-    info = {"target": espdl.parent.name, "model_espdl": str(espdl), "twin_candidates": [str(tmp_path / "nowhere")],
-            "golden_candidates": [str(golden)], "images": {n: str(p) for n, p in frames.items()},
+    info = {"target": espdl.parent.name, "model_espdl": str(espdl), "golden_candidates": [str(golden)], "images": {n: str(p) for n, p in frames.items()},
             **devicelog.kconfig_defaults(), **over}
     (tmp_path / "pose_test_info.json").write_text(json.dumps(info))
     return tmp_path / "pose_test_info.json"
@@ -488,13 +491,14 @@ def test_shipped_golden_is_used_for_its_model(tmp_path, app_frames):
     espdl = MODELS / "esp32p4" / "yolo11n-pose-640-int8.espdl"
     shipped = json.loads(espdl.with_suffix(".golden.json").read_text())
     _shipped_info(tmp_path, espdl, espdl.with_suffix(".golden.json"), app_frames)
-    # No twin folder exists here: the golden can only come from the shipped file.
     assert devicelog.ensure_golden(tmp_path) == shipped
     assert json.loads((tmp_path / "pose_golden.json").read_text()) == shipped
 
 
 @pytest.mark.parametrize("change", ["golden_sha", "model", "threshold", "frame"])
 def test_shipped_golden_is_not_used_for_anything_else(tmp_path, app_frames, change):
+    from yolo11_pose.util import sha256_file
+
     espdl = MODELS / "esp32p4" / "yolo11n-pose-640-int8.espdl"
     gpath, frames, over = espdl.with_suffix(".golden.json"), dict(app_frames), {}
     if change == "golden_sha":  # a golden made for another model, next to this one
@@ -515,7 +519,7 @@ def test_shipped_golden_is_not_used_for_anything_else(tmp_path, app_frames, chan
         frames["bus"].write_bytes(bytes(data))
     info = devicelog.load_info(_shipped_info(tmp_path, espdl, gpath, frames, **over))
     assert devicelog.committed_golden(info)[0] is None
-    # ... so the twin is asked for, and with none there the error names both the twin fix and the unusable golden.
-    with pytest.raises(UserError, match=r"YOLO11_POSE_TWIN_DIR.*unusable shipped goldens: .*golden\.json \(made for"):
-        devicelog.ensure_golden(tmp_path)
-    assert not (tmp_path / "pose_golden.json").exists()
+    # ... so the twin computes one from the embedded file itself.
+    g = devicelog.ensure_golden(tmp_path)
+    assert g["model"]["engine"] == "espdl" and g["model"]["espdl_sha256"] == sha256_file(espdl)
+    assert g["config"]["conf"] == info["conf"] and json.loads((tmp_path / "pose_golden.json").read_text()) == g

@@ -2,8 +2,8 @@
 
 The expected poses (pose_golden.json in the build folder) come from pose_test_info.json, which the app's build writes:
 for a prebuilt model, the golden shipped next to it (models/<target>/<stem>.golden.json) when it was made for that
-exact .espdl, frame pixels and thresholds; otherwise the host twin computes them, which needs the model's build folder
-(`regenerate` configuration or YOLO11_POSE_TWIN_DIR) and the `yolo11_pose` package with its ML dependencies.
+exact .espdl, frame pixels and thresholds; otherwise the host twin computes them from the embedded .espdl itself (the
+`yolo11_pose` executor), which needs the `yolo11_pose` package with its ML dependencies.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 // Seeded fuzz loop: random frames, formats, crops, tensors and thresholds through the core under ASan/UBSan.
 // Every call must return a status (no crash, no sanitizer report); successful results must satisfy invariants.
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -101,14 +102,27 @@ void fuzz_postprocess(int iters)
             cfg.kpt_count = rint_in(0, 20);
             cfg.kpt_dims = rint_in(0, 4);
         }
+        // Half the frames through a YOLO26-style contract (direct boxes; top-k or NMS), the others the legacy one.
+        HeadContract hc = legacy_head_contract();
+        const bool yolo26 = rnd() % 2;
+        if (yolo26) {
+            char text[256];
+            std::snprintf(text, sizeof(text),
+                          "yolo-pose-head/1;family=yolo26;branch=one2one;decoder=%s;strides=8,16,32;reg_max=1;nc=%d;"
+                          "kpt_shape=%d,3;kpt_decode=1,0.5;box=box0,box1,box2;score=score0,score1,score2;"
+                          "kpt=kpt0,kpt1,kpt2",
+                          rnd() % 3 ? "topk" : "nms", nc > 0 ? nc : 1, kc % 3 == 0 && kc ? kc / 3 : 17);
+            CHECK(parse_head_contract(text, &hc) == Status::Ok);
+        }
+        const int bc = 4 * hc.reg_max;
         Tensors t;
         TensorView *slots[9] = {&t.ho.box[0], &t.ho.score[0], &t.ho.box[1], &t.ho.score[1], &t.ho.box[2],
                                 &t.ho.score[2], &t.ho.kpt[0],  &t.ho.kpt[1],  &t.ho.kpt[2]};
-        const int chans[9] = {64, nc, 64, nc, 64, nc, kc, kc, kc};
+        const int chans[9] = {bc, nc, bc, nc, bc, nc, kc, kc, kc};
         const int lvl[9] = {0, 0, 1, 1, 2, 2, 0, 1, 2};
         for (int i = 0; i < 9; i++) {
             TensorView &v = *slots[i];
-            const int s = kStrides[lvl[i]];
+            const int s = hc.strides[lvl[i]];
             v.dtype = rnd() % 3 ? DType::Int8 : DType::Int16;
             v.exponent = rnd() % 50 == 0 ? 77 : rint_in(-12, 2);
             v.h = cfg.input_h / s + (rnd() % 25 == 0 ? 1 : 0);
@@ -131,7 +145,7 @@ void fuzz_postprocess(int iters)
             v.data = rnd() % 60 == 0 ? nullptr : t.store[i].data();
         }
         Postprocessor post;
-        const Status ist = post.init(cfg, t.ho);
+        const Status ist = post.init(cfg, t.ho, &hc);
         Letterbox lb;
         const Letterbox *plb = nullptr;
         if (rnd() % 2 && cfg.input_w > 0) {
@@ -159,10 +173,48 @@ void fuzz_postprocess(int iters)
             CHECK(p.box[0] >= b.x0 && p.box[2] <= b.x1 && p.box[1] >= b.y0 && p.box[3] <= b.y1);
             CHECK(p.box_int[0] >= b.x0 && p.box_int[2] <= b.x1 - 1 && p.box_int[1] >= b.y0 && p.box_int[3] <= b.y1 - 1);
             CHECK(i == 0 || p.score <= post[i - 1].score);
+            CHECK(p.cls >= 0 && p.cls < post.num_classes());
             for (int k = 0; k < p.num_kpts; k++) {
                 CHECK(p.kpts[k].ix >= b.x0 && p.kpts[k].ix < b.x1 && p.kpts[k].iy >= b.y0 && p.kpts[k].iy < b.y1);
                 CHECK(p.kpts[k].conf >= 0.f && p.kpts[k].conf <= 1.f);
             }
+        }
+    }
+}
+// Mutated contract texts: parse_head_contract must return a status (no crash, no read past the text) and accept only
+// what it can format back to the same text.
+void fuzz_contract(int iters)
+{
+    const char *base = "yolo-pose-head/1;family=yolo26;branch=one2one;decoder=topk;strides=8,16,32;reg_max=1;nc=80;"
+                       "kpt_shape=17,3;kpt_decode=1,0.5;box=box0,box1,box2;score=score0,score1,score2;kpt=kpt0,kpt1,kpt2";
+    const char alphabet[] = "0123456789,;=-.abekxyz_/ \"";
+    for (int it = 0; it < iters; it++) {
+        std::vector<char> text(base, base + std::strlen(base));
+        const int edits = rint_in(0, 4);
+        for (int e = 0; e < edits && !text.empty(); e++) {
+            const size_t at = rnd() % text.size();
+            const int op = rint_in(0, 2);
+            if (op == 0) {
+                text.erase(text.begin() + (long)at);
+            } else if (op == 1) {
+                text.insert(text.begin() + (long)at, alphabet[rnd() % (sizeof(alphabet) - 1)]);
+            } else {
+                text[at] = alphabet[rnd() % (sizeof(alphabet) - 1)];
+            }
+        }
+        std::vector<char> exact(text.size() + 1); // exact-size heap copy: ASan sees any read past the end
+        std::memcpy(exact.data(), text.data(), text.size());
+        exact[text.size()] = '\0';
+        HeadContract c;
+        const Status st = parse_head_contract(exact.data(), &c);
+        CHECK(st == Status::Ok || st == Status::InvalidArgument || st == Status::UnsupportedFormat);
+        if (st == Status::Ok) {
+            char again[kMaxContractText + 1];
+            CHECK(format_head_contract(c, again, sizeof(again)) > 0);
+            HeadContract c2;
+            CHECK(parse_head_contract(again, &c2) == Status::Ok);
+            CHECK(c2.num_levels == c.num_levels && c2.nc == c.nc && c2.reg_max == c.reg_max &&
+                  c2.decoder == c.decoder && c2.kpt_count == c.kpt_count);
         }
     }
 }
@@ -176,5 +228,6 @@ int main(int argc, char **argv)
     }
     fuzz_preprocess(iters);
     fuzz_postprocess(iters);
+    fuzz_contract(iters);
     return test_summary("fuzz");
 }

@@ -7,6 +7,9 @@ attribute the file gives it. Two kinds of attribute are not read by any known re
 
 - attributes of the ONNX operator of that name (Conv `kernel_shape`, MaxPool `ceil_mode`, ...): every release ignores
   them and behaves the same whatever their value, so they decide nothing here and are only listed;
+- ESP-PPQ extensions that repeat what ESP-DL derives by itself (``REDUNDANT``): LUT ``int16_lut_step`` (ESP-DL takes
+  the step from the table's length, ``65536 / (size - 1)`` in dl_module_lut.hpp) and ``original_op_type`` (a label).
+  Ignoring them changes nothing as long as they agree with the file, which is checked per node;
 - anything else (ESP-PPQ 1.3.12's MatMul `input1_layout`): an extension that changes what the operator means, which
   no known release honours. A file carrying one is read by "no known release".
 
@@ -75,15 +78,36 @@ def range_minimum(spec: str) -> str:
 
 
 # --- analysis ---------------------------------------------------------------------------------------------------
+def _lut_step_agrees(layer, params: dict) -> bool:
+    table = params.get(str(layer.attributes.get("lut", "")))
+    step = layer.attributes.get("int16_lut_step")
+    if table is None or not table.dims or not isinstance(step, int):
+        return False
+    size = 1
+    for d in table.dims:
+        size *= int(d)
+    return size > 1 and 65536 % (size - 1) == 0 and 65536 // (size - 1) == step
+
+
+#: (operator, attribute) -> check that ignoring it is harmless for this node (see the module docstring).
+REDUNDANT = {("LUT", "int16_lut_step"): _lut_step_agrees, ("LUT", "original_op_type"): lambda layer, params: True}
+
+
 def analyze(model) -> dict:
     """What `model` (an espdl.EspdlModel) uses and the oldest known ESP-DL release that reads all of it."""
     tab = table()
     newest = newest_known()
     ops: dict[str, dict] = {}
+    params = {p.name: p for p in model.params}
+    redundant_bad = set()
     for layer in model.layers:
         e = ops.setdefault(layer.op_type, {"count": 0, "attrs": set()})
         e["count"] += 1
         e["attrs"].update(layer.attributes)
+        for a in layer.attributes:
+            check = REDUNDANT.get((layer.op_type, a))
+            if check is not None and not check(layer, params):
+                redundant_bad.add((layer.op_type, a))
     needs: list[tuple[str, str | None]] = []  # (what, first release reading it; None: no known release)
     magic = model.header.magic
     needs.append((f"format {magic}", tab["formats"].get(magic)))
@@ -100,6 +124,9 @@ def analyze(model) -> dict:
                     needs.append((f"{op}.{a}", attrs[a]))
             elif row and a in row.get("ignored_onnx_attributes", ()):
                 attrs[a] = "ignored"
+                ignored.append(f"{op}.{a}")
+            elif row and (op, a) in REDUNDANT and (op, a) not in redundant_bad:
+                attrs[a] = "ignored"  # ESP-DL derives the same thing itself
                 ignored.append(f"{op}.{a}")
             else:
                 attrs[a] = None

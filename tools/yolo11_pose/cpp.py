@@ -31,6 +31,7 @@ from .decode import (
     OUTPUT_NAMES,
     Pose,
 )
+from .head import HeadContract
 from .pixels import BYTES_PER_PIXEL
 from .preprocess import PAD_VALUE, TARGET_ROUNDING, Letterbox
 from .util import UserError
@@ -292,15 +293,9 @@ def preprocess(frame, dst_w: int, dst_h: int, exponent: int, bits: int = 8, roun
     return arr, lb
 
 
-def postprocess_raw(outputs: dict, input_w: int, input_h: int, letterbox: Letterbox | None = None,
-                    conf: float = DEFAULT_CONF, iou: float = DEFAULT_IOU, kpt_thr: float = DEFAULT_KPT_THR,
-                    max_det: int = DEFAULT_MAX_DET, kpt_shape=None, variant: str | None = None) -> dict:
-    """The C++ postprocessor's reply: ``poses`` with cls, score, box, box_int and kpts [x, y, conf, ix, iy, visible]."""
-    missing = [n for n in OUTPUT_NAMES if n not in outputs]
-    if missing:
-        raise ValueError(f"outputs lack {', '.join(missing)}; export the model with `yolo11-pose export`")
-    specs, payload = [], bytearray()
-    for i, name in enumerate(OUTPUT_NAMES):
+def _tensor_specs(outputs: dict, names, payload: bytearray | None) -> list[str]:
+    specs = []
+    for i, name in enumerate(names):
         t = outputs[name]
         if not isinstance(t, tuple) or len(t) != 2:
             raise ValueError(f"{name}: the C++ postprocessor takes quantized (q_array, exponent) outputs")
@@ -309,28 +304,67 @@ def postprocess_raw(outputs: dict, input_w: int, input_h: int, letterbox: Letter
             raise ValueError(f"{name}: dtype {q.dtype} is not int8/int16")
         if q.ndim != 4 or q.shape[0] != 1:
             raise ValueError(f"{name}: expected a 1xHxWxC NHWC tensor, got shape {q.shape}")
-        if len(payload) % 2:
-            payload += b"\0"
-        payload += np.ascontiguousarray(q).tobytes()
+        if payload is not None:
+            if len(payload) % 2:
+                payload += b"\0"
+            payload += np.ascontiguousarray(q).tobytes()
         specs.append(f"t{i}={q.dtype.name},{exp},{q.shape[1]},{q.shape[2]},{q.shape[3]}")
-    head = [f"post input={int(input_w)}x{int(input_h)} conf={float(conf)!r} iou={float(iou)!r}",
+    return specs
+
+
+def postprocess_raw(outputs: dict, input_w: int, input_h: int, letterbox: Letterbox | None = None,
+                    conf: float = DEFAULT_CONF, iou: float = DEFAULT_IOU, kpt_thr: float = DEFAULT_KPT_THR,
+                    max_det: int = DEFAULT_MAX_DET, kpt_shape=None, variant: str | None = None,
+                    head: HeadContract | None = None) -> dict:
+    """The C++ postprocessor's reply: ``poses`` with cls, score, box, box_int and kpts [x, y, conf, ix, iy, visible].
+
+    ``head``: the head contract the C++ core parses (None: none sent, so the legacy YOLO11 one, as for old files)."""
+    names = head.output_names if head is not None else OUTPUT_NAMES
+    missing = [n for n in names if n not in outputs]
+    if missing:
+        raise ValueError(f"outputs lack {', '.join(missing)}; export the model with `yolo11-pose export`")
+    payload = bytearray()
+    specs = _tensor_specs(outputs, names, payload)
+    if head is not None:
+        specs.insert(0, f"head={head.to_text()}")
+    head_line = [f"post input={int(input_w)}x{int(input_h)} conf={float(conf)!r} iou={float(iou)!r}",
             f"kpt_thr={float(kpt_thr)!r} max_det={int(max_det)}"]
     if kpt_shape is not None:
-        head.append(f"kpt={int(kpt_shape[0])},{int(kpt_shape[1])}")
+        head_line.append(f"kpt={int(kpt_shape[0])},{int(kpt_shape[1])}")
     if letterbox is not None:
         x0, y0, x1, y1 = letterbox.bounds
-        head.append("lb=" + _csv([letterbox.src_w, letterbox.src_h, letterbox.left, letterbox.top, letterbox.right,
+        head_line.append("lb=" + _csv([letterbox.src_w, letterbox.src_h, letterbox.left, letterbox.top, letterbox.right,
                                   letterbox.bottom, float(letterbox.inv_scale_x), float(letterbox.inv_scale_y),
                                   x0, y0, x1, y1]))
-    reply, _ = _host(variant).request(" ".join(head + specs), bytes(payload))
+    reply, _ = _host(variant).request(" ".join(head_line + specs), bytes(payload))
+    return reply
+
+
+def head_contract(text: str | None = None, outputs: dict | None = None, input_w: int = 0, input_h: int = 0,
+                  variant: str | None = None) -> dict:
+    """The head contract as the C++ core sees it: ``text`` parsed (parse_head_contract), and with ``outputs``
+    (name -> (q, exponent), only shapes and dtypes are read) resolved against the tensors as Postprocessor::init
+    does at model load; without ``text``, the legacy contract of a file that has none. Also ``limits``."""
+    parts = ["head"]
+    if text is not None:
+        parts.append(f"text={text}")
+    if outputs is not None:
+        from . import head as heads
+
+        names = heads.from_text(text).output_names if text is not None else OUTPUT_NAMES
+        parts.append(f"input={int(input_w)}x{int(input_h)}")
+        parts += _tensor_specs(outputs, names, None)
+    reply, _ = _host(variant).request(" ".join(parts))
     return reply
 
 
 def postprocess(outputs: dict, input_w: int, input_h: int, letterbox: Letterbox | None = None,
                 conf: float = DEFAULT_CONF, iou: float = DEFAULT_IOU, kpt_thr: float = DEFAULT_KPT_THR,
-                max_det: int = DEFAULT_MAX_DET, kpt_shape=None, variant: str | None = None) -> list[Pose]:
+                max_det: int = DEFAULT_MAX_DET, kpt_shape=None, variant: str | None = None,
+                head: HeadContract | None = None) -> list[Pose]:
     """Same signature and result type as ``decode.decode`` for quantized outputs, computed by the C++ core."""
-    reply = postprocess_raw(outputs, input_w, input_h, letterbox, conf, iou, kpt_thr, max_det, kpt_shape, variant)
+    reply = postprocess_raw(outputs, input_w, input_h, letterbox, conf, iou, kpt_thr, max_det, kpt_shape, variant,
+                            head)
     bounds = letterbox.bounds if letterbox is not None else (0, 0, input_w, input_h)
     poses = []
     for p in reply["poses"]:
@@ -348,6 +382,7 @@ __all__ = [
     "close",
     "default_variant",
     "executable",
+    "head_contract",
     "postprocess",
     "postprocess_raw",
     "preprocess",

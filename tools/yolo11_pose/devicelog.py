@@ -19,7 +19,7 @@ Command line (used by the test app's CMake and by the pytest)::
 
     python -m yolo11_pose.devicelog golden --info BUILD/pose_test_info.json --out BUILD/pose_golden.json
     python -m yolo11_pose.devicelog compare --log device.log --golden BUILD/pose_golden.json
-    python -m yolo11_pose.devicelog shipped-golden --twin BUILD_FOLDER --model models/esp32p4/yolo11n-pose-640-int8.espdl
+    python -m yolo11_pose.devicelog shipped-golden --model models/esp32p4/yolo11n-pose-640-int8.espdl
 
 A prebuilt model's golden is shipped next to it (``shipped-golden`` writes it) and used when the firmware embeds that
 exact model with the same frame pixels and thresholds; otherwise the twin computes one.
@@ -267,18 +267,19 @@ def _compare_poses(name: str, dev: list[dict], gold: list[dict], conf: float, to
 
 
 # ------------------------------------------------------------------------------------------------ golden
-def make_golden(model_dir: str | Path, images: dict[str, np.ndarray], conf: float, iou: float, kpt_thr: float,
-                max_det: int) -> dict:
-    """Expected device output: the host twin of ``model_dir`` (a `yolo11-pose build` folder) on each frame."""
+def make_golden(model: str | Path, images: dict[str, np.ndarray], conf: float, iou: float, kpt_thr: float,
+                max_det: int, target: str | None = None) -> dict:
+    """Expected device output: the host twin of ``model`` (an .espdl file, or a `yolo11-pose build` folder) on each
+    frame: the file run with ESP-DL's semantics (executor) and the component's C++ postprocessor."""
     from .twin import Twin
     from .util import sha256_file
 
-    model_dir = Path(model_dir)
-    twin = Twin(model_dir)
-    man = twin.q.manifest
+    model = Path(model)
+    twin = Twin(model, target=target)
+    espdl = model / "model.espdl" if model.is_dir() else model
     out = {"format": GOLDEN_FORMAT,
-           "model": {"dir": str(model_dir), "imgsz": twin.imgsz, "target": man["settings"]["target"],
-                     "bits": man["settings"]["bits"], "espdl_sha256": sha256_file(model_dir / "model.espdl")},
+           "model": {"dir": str(model), "imgsz": twin.imgsz, "target": twin.target, "bits": twin.bits,
+                     "espdl_sha256": sha256_file(espdl), "engine": twin.engine},
            "config": {"conf": conf, "iou": iou, "kpt_thr": kpt_thr, "max_det": max_det},
            "images": {}}
     for name, rgb in images.items():
@@ -297,40 +298,10 @@ def load_info(path: str | Path) -> dict:
         raise UserError(f"{p} not found; build the test app first (idf.py build / idf-build-apps build)") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{p} is not valid JSON ({e.msg}); rebuild the test app") from None
-    for k in ("model_espdl", "twin_candidates", "images", "conf", "iou", "kpt_thr", "max_det"):
+    for k in ("model_espdl", "images", "conf", "iou", "kpt_thr", "max_det"):
         if k not in info:
             raise UserError(f"{p} lacks '{k}'; rebuild the test app")
     return info
-
-
-def find_twin_dir(info: dict) -> Path:
-    """The build folder (manifest.json + model.native) whose model.espdl is byte-identical to the firmware's model.
-
-    ``$YOLO11_POSE_TWIN_DIR`` is tried first, then the candidates the app's CMake listed.
-    """
-    import os
-
-    from .util import sha256_file
-
-    espdl = Path(info["model_espdl"])
-    if not espdl.is_file():
-        raise UserError(f"{espdl} (the model the firmware embeds) does not exist; build the test app first")
-    want = sha256_file(espdl)
-    cands = [os.environ["YOLO11_POSE_TWIN_DIR"]] if os.environ.get("YOLO11_POSE_TWIN_DIR") else []
-    cands += list(info["twin_candidates"])
-    tried = []
-    for c in cands:
-        d = Path(c)
-        if not all((d / f).is_file() for f in ("manifest.json", "model.native", "model.espdl")):
-            tried.append(f"{d} (no manifest.json/model.native/model.espdl)")
-            continue
-        if sha256_file(d / "model.espdl") != want:
-            tried.append(f"{d} (holds another model.espdl)")
-            continue
-        return d
-    raise UserError("no host twin for the model this firmware embeds; tried " + "; ".join(tried or ["nothing"]) +
-                    ". Point YOLO11_POSE_TWIN_DIR at the `yolo11-pose build --out` folder that produced it, or "
-                    "build the app's `regenerate` configuration")
 
 
 # ------------------------------------------------------------------------------------------------ shipped goldens
@@ -368,20 +339,15 @@ def _frame_sha(path: str | Path) -> str:
     return sha256_file(path)
 
 
-def make_shipped_golden(twin_dir: str | Path, espdl: str | Path) -> dict:
-    """The golden of a shipped model: the twin of ``twin_dir`` (whose model.espdl must equal ``espdl``) on the frames
-    the pose app embeds (made by make_rgb.py itself), with the Kconfig default thresholds."""
+def make_shipped_golden(espdl: str | Path) -> dict:
+    """The golden of a shipped model: its twin (the .espdl run with ESP-DL's semantics; our files record their chip)
+    on the frames the pose app embeds (made by make_rgb.py itself), with the Kconfig default thresholds."""
     import subprocess
     import tempfile
 
-    from .util import sha256_file
-
-    espdl, twin_dir = Path(espdl), Path(twin_dir)
-    if not espdl.is_file() or not (twin_dir / "model.espdl").is_file():
-        raise UserError(f"{espdl} or {twin_dir / 'model.espdl'} does not exist; check the paths")
-    want = sha256_file(espdl)
-    if sha256_file(twin_dir / "model.espdl") != want:
-        raise UserError(f"{twin_dir}/model.espdl differs from {espdl}; give the build folder that produced it")
+    espdl = Path(espdl)
+    if not espdl.is_file():
+        raise UserError(f"{espdl} does not exist; check the path")
     if not MAKE_RGB.is_file() or not APP_FRAME_DIR.is_dir():
         raise UserError(f"{MAKE_RGB} or {APP_FRAME_DIR} not found; run this from a source checkout of the component")
     cfg = kconfig_defaults()
@@ -392,7 +358,7 @@ def make_shipped_golden(twin_dir: str | Path, espdl: str | Path) -> dict:
         if r.returncode != 0:
             raise UserError(f"make_rgb.py failed: {r.stderr.strip()}")
         paths = {n: Path(tmp) / f"{n}.rgb" for n in APP_FRAMES}
-        golden = make_golden(twin_dir, {n: read_rgb(p) for n, p in paths.items()}, **cfg)
+        golden = make_golden(espdl, {n: read_rgb(p) for n, p in paths.items()}, **cfg)
         frames = {n: {"source": APP_FRAME_SOURCES[n], "max_side": APP_MAX_SIDE,
                       "width": golden["images"][n]["width"], "height": golden["images"][n]["height"],
                       "rgb_sha256": _frame_sha(p)} for n, p in paths.items()}
@@ -446,12 +412,12 @@ def golden_from_info(info_path: str | Path) -> dict:
     if shipped is not None:
         return shipped
     frames = {name: read_rgb(path) for name, path in info["images"].items()}
-    try:
-        twin = find_twin_dir(info)
-    except UserError as e:
-        raise UserError(f"{e}; unusable shipped goldens: {'; '.join(why)}" if why else str(e)) from None
-    return make_golden(twin, frames, float(info["conf"]), float(info["iou"]),
-                       float(info["kpt_thr"]), int(info["max_det"]))
+    espdl = Path(info["model_espdl"])
+    if not espdl.is_file():
+        raise UserError(f"{espdl} (the model the firmware embeds) does not exist; build the test app first")
+    # The twin needs nothing but the embedded file: the executor runs it as ESP-DL does.
+    return make_golden(espdl, frames, float(info["conf"]), float(info["iou"]), float(info["kpt_thr"]),
+                       int(info["max_det"]), target=info.get("target"))
 
 
 def ensure_golden(build_dir: str | Path) -> dict:
@@ -486,7 +452,6 @@ def main(argv=None) -> int:
     p.add_argument("--info", required=True, help="pose_test_info.json from the test app's build folder")
     p.add_argument("--out", required=True, help="where to write the golden JSON")
     p = sub.add_parser("shipped-golden", help="golden of a prebuilt model, written next to it (.golden.json)")
-    p.add_argument("--twin", required=True, help="the `yolo11-pose build --out` folder that produced the model")
     p.add_argument("--model", required=True, help="the shipped .espdl (models/<target>/<stem>.espdl)")
     p.add_argument("--out", help="default: the model's path with .golden.json")
     p = sub.add_parser("compare", help="check a captured device log against a golden JSON")
@@ -503,7 +468,7 @@ def main(argv=None) -> int:
             print(f"wrote {a.out}: {n} pose(s) over {len(g['images'])} image(s)")
             return 0
         if a.cmd == "shipped-golden":
-            g = make_shipped_golden(a.twin, a.model)
+            g = make_shipped_golden(a.model)
             out = a.out or str(Path(a.model).with_suffix(".golden.json"))
             write_json(out, g)
             print(f"wrote {out}: " + ", ".join(f"{n} {len(v['poses'])} pose(s)" for n, v in g["images"].items()))

@@ -170,10 +170,10 @@ def check(c: HeadContract) -> None:
     names = (*c.box, *c.score, *c.kpt)
     if not (len(c.box) == len(c.score) == len(c.kpt) == n):
         raise _err(f"one box, score and kpt output per level ({n} levels)")
-    if any(not x or len(x) > MAX_NAME or any(ch in x for ch in ",;= \n") for x in names) or len(set(names)) != len(names):
-        raise _err(f"output names must be distinct, 1..{MAX_NAME} characters without , ; = or spaces")
-    if any(ch in x for x in (c.family,) for ch in ",;= \n") or not c.family or len(c.family) > 15:
-        raise _err(f"family {c.family!r}: 1..15 characters without , ; = or spaces")
+    if any(not x or len(x) > MAX_NAME or any(ch in x for ch in ",;= \n\"\\") for x in names) or len(set(names)) != len(names):
+        raise _err(f"output names must be distinct, 1..{MAX_NAME} characters without , ; = quotes or spaces")
+    if any(ch in c.family for ch in ",;= \n\"\\") or not c.family or len(c.family) > 15:
+        raise _err(f"family {c.family!r}: 1..15 characters without , ; = quotes or spaces")
 
 
 def from_text(text: str) -> HeadContract:
@@ -194,8 +194,10 @@ def from_text(text: str) -> HeadContract:
     extra = [k for k in kv if k not in need]
     if missing or extra:
         raise _err(f"missing {missing}" if missing else f"unknown keys {extra}")
+    def ints(s: str) -> tuple[int, ...]:
+        return tuple(int(v) for v in s.split(","))
+
     try:
-        ints = lambda s: tuple(int(v) for v in s.split(","))  # noqa: E731
         ks = ints(kv["kpt_shape"])
         kd = tuple(float(v) for v in kv["kpt_decode"].split(","))
         if len(ks) != 2 or len(kd) != 2:
@@ -273,5 +275,5 @@ def from_metadata(meta: dict, shapes: dict | None = None) -> HeadContract:
     return legacy(shapes, ks if isinstance(ks, (list, tuple)) and len(ks) == 2 else None)
 
 
-__all__ = ["BRANCHES", "DECODERS", "FAMILIES", "FORMAT", "HeadContract", "LEGACY", "METADATA_KEY", "check",
+__all__ = ["BRANCHES", "DECODERS", "FAMILIES", "FORMAT", "LEGACY", "METADATA_KEY", "HeadContract", "check",
            "from_metadata", "from_text", "infer_kpt_shape", "legacy", "make"]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, cfg
+from . import head as heads
 from .decode import OUTPUT_NAMES
 from .preprocess import IMAGE_SUFFIXES, TARGET_ROUNDING, TARGETS, float_input, load_rgb
 from .progress import PhaseMonitor, mark
@@ -153,7 +154,7 @@ def _exponent(scale) -> int:
     return int(round(math.log2(s)))
 
 
-def io_quant_info(graph) -> tuple[dict, list[dict]]:
+def io_quant_info(graph, output_names=OUTPUT_NAMES) -> tuple[dict, list[dict]]:
     """Input and output facts (name, shape NHWC as the device sees it, dtype, exponent) from a quantized PPQ graph."""
     def info(var, cfg):
         shape = list(var.shape) if var.shape else []
@@ -169,7 +170,7 @@ def io_quant_info(graph) -> tuple[dict, list[dict]]:
     for name, var in graph.outputs.items():
         op = var.source_op
         outs.append(info(var, op.config.output_quantization_config[op.outputs.index(var)]))
-    order = {n: i for i, n in enumerate(OUTPUT_NAMES)}
+    order = {n: i for i, n in enumerate(output_names)}
     outs.sort(key=lambda o: order.get(o["name"], 99))
     return ins[0], outs
 
@@ -393,7 +394,9 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
                 collate_fn=lambda b: b.float().to(device), setting=setting, device=device, error_report=False,
                 export_test_values=export_test_values, verbose=0,
                 metadata_props={"producer": f"yolo11-pose {__version__}", "kpt_shape": str(meta.get("kpt_shape")),
-                                "imgsz": str(imgsz), "target": target})
+                                "imgsz": str(imgsz), "target": target,
+                                # the head contract (head.py): the device's postprocessor reads it at model load
+                                heads.METADATA_KEY: meta["head"].to_text()})
             mark("saving the quantized graph for the host twin (model.native)")
             export_ppq_graph(graph, TargetPlatform.NATIVE, graph_save_to=str(work / "model.native"))
         # Nothing is published (the work folder goes) when the declared ESP-DL range cannot read the file.
@@ -410,7 +413,7 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
             test_values = {"expected_by": "executor (ESP-DL semantics)", "rewritten_from_esp_ppq": emb["rewritten"],
                            "esp_ppq_differing": {k: v["differing"] for k, v in emb["before"]["outputs"].items()
                                                  if v["differing"]}}
-        inp, outs = io_quant_info(graph)
+        inp, outs = io_quant_info(graph, meta["head"].output_names)
         report = None
         if error_report:
             from .report import error_report as run_error_report
@@ -427,7 +430,7 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
             "inputs": {"onnx": str(onnx_path), "onnx_sha256": sha256_file(onnx_path), "calib_source": str(calib),
                        "calib_images": [f.name for f in files],
                        "calib_sha256": _hash_files(files)},
-            "kpt_shape": meta.get("kpt_shape"), "nc": meta.get("nc"),
+            "kpt_shape": meta.get("kpt_shape"), "nc": meta.get("nc"), "head": meta["head"].to_text(),
             "input": inp, "outputs": outs,
             "rounding": TARGET_ROUNDING[target],
             "espdl_sha256": sha256_file(espdl_tmp), "espdl_bytes": espdl_tmp.stat().st_size,

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import (COCO_SKELETON, DEFAULT_CONF, DEFAULT_IOU, DEFAULT_KPT_THR, DEFAULT_MAX_DET, OUTPUT_NAMES, Pose,
+from . import head as heads
+from .decode import (COCO_SKELETON, DEFAULT_CONF, DEFAULT_IOU, DEFAULT_KPT_THR, DEFAULT_MAX_DET, Pose,
                      decode, nchw_to_nhwc)
 from .preprocess import TARGET_ROUNDING, Letterbox, device_input, float_input, load_rgb
 from .util import UserError
@@ -28,6 +29,7 @@ class Model:
     imgsz: int
     kind: str
     kpt_shape = None
+    head: heads.HeadContract | None = None  # the head contract (None: the legacy one for the outputs' shapes)
 
     def raw(self, rgb: np.ndarray) -> tuple[dict, Letterbox]:
         raise NotImplementedError
@@ -35,30 +37,29 @@ class Model:
     def predict(self, rgb: np.ndarray, conf=DEFAULT_CONF, iou=DEFAULT_IOU, kpt_thr=DEFAULT_KPT_THR,
                 max_det=DEFAULT_MAX_DET) -> list[Pose]:
         outs, lb = self.raw(rgb)
-        return decode(outs, self.imgsz, self.imgsz, lb, conf, iou, kpt_thr, max_det, self.kpt_shape)
+        return decode(outs, self.imgsz, self.imgsz, lb, conf, iou, kpt_thr, max_det, self.kpt_shape, self.head)
 
 
 class TorchModel(Model):
     kind = "float .pt"
 
-    def __init__(self, weights: str, imgsz: int):
+    def __init__(self, weights: str, imgsz: int, branch: str | None = None):
         import torch
 
         from .export import check_imgsz, load_pose_model, prepare_for_export
 
         self.imgsz = check_imgsz(imgsz)
         self.name = Path(weights).name
-        self.model, kpt_shape, _ = prepare_for_export(load_pose_model(weights))
+        self.model, kpt_shape, _ = prepare_for_export(load_pose_model(weights, branch))
+        self.head = self.model.pose_head
         self.kpt_shape = kpt_shape
         self._torch = torch
 
     def raw(self, rgb):
         x, lb = float_input(rgb, self.imgsz, self.imgsz)
-        from .decode import OUTPUT_NAMES
-
         with self._torch.no_grad():
             ys = self.model(self._torch.from_numpy(x))
-        return nchw_to_nhwc({n: y.numpy() for n, y in zip(OUTPUT_NAMES, ys)}), lb
+        return nchw_to_nhwc({n: y.numpy() for n, y in zip(self.head.output_names, ys)}), lb
 
 
 class OnnxModel(Model):
@@ -74,7 +75,8 @@ class OnnxModel(Model):
         self.sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         shape = self.sess.get_inputs()[0].shape
         self.imgsz = int(meta.get("imgsz") or shape[2])
-        self.kpt_shape = meta.get("kpt_shape")
+        self.head = meta["head"]
+        self.kpt_shape = self.head.kpt_shape
         self.names = [o.name for o in self.sess.get_outputs()]
 
     def raw(self, rgb):
@@ -129,6 +131,9 @@ class Twin(Model):
 
             self.q = QuantizedModel(build)
             self.imgsz, self.kpt_shape, target = self.q.imgsz, self.q.kpt_shape, self.q.target
+            text = self.q.manifest.get("head")
+            self.head = heads.from_text(text) if text else heads.legacy(kpt_shape=self.kpt_shape).with_(
+                nc=int(self.q.manifest.get("nc") or 1))
             self.in_exponent, self.bits = self.q.input["exponent"], int(self.q.input["dtype"][3:])
         else:
             from .executor import Executor, load_graph
@@ -147,13 +152,21 @@ class Twin(Model):
             if inp.dtype not in ("int8", "int16") or len(inp.exponents) != 1:
                 raise UserError(f"{espdl}: input {inp.name} is {inp.dtype} with exponents {inp.exponents}; "
                                 "expected one int8/int16 exponent")
-            missing = [n for n in OUTPUT_NAMES if n not in {o.name for o in graph.outputs}]
+            shapes = {o.name: tuple(o.shape) for o in graph.outputs}
+            try:  # the file's head contract, else (files made before it, Espressif's) YOLO11's for its shapes
+                meta = dict(graph.metadata)
+                if heads.METADATA_KEY not in meta:
+                    kpt = (self.manifest or {}).get("kpt_shape") or _parse_kpt(meta.get("kpt_shape"))
+                    meta["kpt_shape"] = str(kpt) if kpt else None
+                self.head = heads.from_metadata(meta, shapes)
+            except ValueError as e:
+                raise UserError(f"{espdl}: {e}") from None
+            missing = [n for n in self.head.output_names if n not in shapes]
             if missing:
                 raise UserError(f"{espdl} has no output {missing[0]!r}: not a pose model in this project's head "
-                                f"contract (outputs {', '.join(OUTPUT_NAMES)})")
+                                f"contract (outputs {', '.join(self.head.output_names)})")
             self.imgsz, self.in_exponent, self.bits = int(inp.shape[1]), int(inp.exponents[0]), int(inp.dtype[3:])
-            meta_kpt = (self.manifest or {}).get("kpt_shape") or _parse_kpt(graph.metadata.get("kpt_shape"))
-            self.kpt_shape = meta_kpt
+            self.kpt_shape = self.head.kpt_shape
         self.target = target
         self.rounding = TARGET_ROUNDING[target]
         bits = f" {self.manifest['settings']['bits']}-bit" if self.manifest else ""
@@ -167,7 +180,7 @@ class Twin(Model):
         if self.engine == "ppq":
             return self.q.run_device_input(q), lb
         outs = self.ex.run(q[None])
-        return {n: outs[n] for n in OUTPUT_NAMES}, lb
+        return {n: outs[n] for n in self.head.output_names}, lb
 
     def raw(self, rgb):
         outs, lb = self.quantized(rgb)
@@ -177,11 +190,11 @@ class Twin(Model):
         outs, lb = self.quantized(rgb)
         self.last_outputs = outs
         if self.post == "python":
-            return decode(outs, self.imgsz, self.imgsz, lb, conf, iou, kpt_thr, max_det, self.kpt_shape)
+            return decode(outs, self.imgsz, self.imgsz, lb, conf, iou, kpt_thr, max_det, self.kpt_shape, self.head)
         from . import cpp
 
         return cpp.postprocess(outs, self.imgsz, self.imgsz, lb, conf=conf, iou=iou, kpt_thr=kpt_thr,
-                               max_det=max_det, kpt_shape=self.kpt_shape)
+                               max_det=max_det, kpt_shape=self.kpt_shape, head=self.head)
 
     def save_outputs(self, path: str | Path) -> None:
         """The last frame's input and raw outputs as ``.npz`` (int arrays, ``<name>_exponent``): the layout of

@@ -37,7 +37,7 @@ struct Head {
         std::memset(kpt2, 0, sizeof(kpt2));
         int8_t *boxes[3] = {box0, box1, box2}, *scores[3] = {score0, score1, score2}, *kpts[3] = {kpt0, kpt1, kpt2};
         for (int l = 0; l < 3; l++) {
-            const int g = kIn / kStrides[l];
+            const int g = kIn / legacy_head_contract().strides[l];
             t.box[l] = TensorView{boxes[l], DType::Int8, 0, 1, g, g, 64};
             t.score[l] = TensorView{scores[l], DType::Int8, score_exp, 1, g, g, classes};
             t.kpt[l] = TensorView{kpts[l], DType::Int8, -1, 1, g, g, 3};

@@ -4,9 +4,12 @@
 // `bytes` raw bytes of payload. Every request gets one JSON line back; `pre` also sends the tensor bytes after it.
 //   pre w=W h=H fmt=rgb888|bgr888|rgb565le|rgb565be|gray8|yuyv [stride=S] dst=WxH bits=8|16 exp=E
 //       round=half_even|half_up [pad=r,g,b] [mean=a,b,c] [std=a,b,c] [letterbox=1|0] [crop=x0,y0,x1,y1] bytes=N
-//   post input=WxH conf=C iou=I kpt_thr=K max_det=M [kpt=K,ND] [lb=src_w,src_h,left,top,right,bottom,inv_x,inv_y,
-//       x0,y0,x1,y1] t0=dtype,exp,h,w,c ... t8=... bytes=N   (tensors in the order box0 score0 box1 ... kpt2, each
-//       starting at an even payload offset)
+//   post input=WxH conf=C iou=I kpt_thr=K max_det=M [kpt=K,ND] [head=CONTRACT] [lb=src_w,src_h,left,top,right,
+//       bottom,inv_x,inv_y,x0,y0,x1,y1] t0=dtype,exp,h,w,c ... bytes=N   (one tensor per output of the head contract,
+//       in its order box0 score0 box1 ... kpt0 ..., each starting at an even payload offset; without head=, the
+//       legacy YOLO11 contract and its 9 tensors)
+//   head [text=CONTRACT] [input=WxH t0=dtype,exp,h,w,c ...] bytes=0   (the parsed contract, or with tensors and no
+//       text the one derived for a legacy file, as the C++ core sees it, plus its canonical text and the limits)
 //   ping
 // The host tool may allocate per request; the core it drives does not.
 #include <cerrno>
@@ -220,6 +223,122 @@ void handle_pre(const Request &r, const std::vector<uint8_t> &payload)
     std::fflush(stdout);
 }
 
+void print_contract(const HeadContract &c)
+{
+    char text[kMaxContractText + 1];
+    const int n = format_head_contract(c, text, sizeof(text));
+    std::printf("\"family\":\"%s\",\"branch\":\"%s\",\"decoder\":\"%s\",\"strides\":[", c.family, c.branch,
+                c.decoder == Decoder::TopK ? "topk" : "nms");
+    for (int l = 0; l < c.num_levels; l++) {
+        std::printf("%s%d", l ? "," : "", c.strides[l]);
+    }
+    std::printf("],\"reg_max\":%d,\"nc\":%d,\"kpt_shape\":[%d,%d],\"kpt_decode\":[%.17g,%.17g]", c.reg_max, c.nc,
+                c.kpt_count, c.kpt_dims, c.kpt_scale, c.kpt_offset);
+    const char *const roles[3] = {"box", "score", "kpt"};
+    for (int r = 0; r < 3; r++) {
+        std::printf(",\"%s\":[", roles[r]);
+        for (int l = 0; l < c.num_levels; l++) {
+            std::printf("%s\"%s\"", l ? "," : "", r == 0 ? c.box[l] : r == 1 ? c.score[l] : c.kpt[l]);
+        }
+        std::printf("]");
+    }
+    std::printf(",\"text\":\"%s\"", n >= 0 ? text : "");
+}
+
+// Tensors t0..t{3L-1} of a request in the contract's order, laid out in the payload (even offsets).
+bool read_tensors(const Request &r, const std::vector<uint8_t> &payload, const HeadContract &hc, HeadOutputs *ho,
+                  bool need_bytes)
+{
+    size_t offset = 0;
+    for (int i = 0; i < 3 * hc.num_levels; i++) {
+        char key[16];
+        std::snprintf(key, sizeof(key), "t%d", i);
+        const char *spec = r.get(key);
+        if (!spec) {
+            reply_error("bad_request", "give one tensor spec per output of the head contract: t0..=dtype,exp,h,w,c");
+            return false;
+        }
+        const char *comma = std::strchr(spec, ',');
+        if (!comma) {
+            reply_error("bad_request", "tensor spec is dtype,exp,h,w,c");
+            return false;
+        }
+        const std::string dt(spec, comma - spec);
+        int v[4];
+        if (!parse_list(comma + 1, v, 4)) {
+            reply_error("bad_request", "tensor spec is dtype,exp,h,w,c");
+            return false;
+        }
+        TensorView &t = *head_output_slot(ho, hc, i);
+        if (dt == "int8") {
+            t.dtype = DType::Int8;
+        } else if (dt == "int16") {
+            t.dtype = DType::Int16;
+        } else {
+            reply_status(Status::UnsupportedFormat, "tensor dtype must be int8 or int16");
+            return false;
+        }
+        t.exponent = v[0];
+        t.h = v[1];
+        t.w = v[2];
+        t.c = v[3];
+        if (t.h < 0 || t.w < 0 || t.c < 0 || (long long)t.h * t.w * t.c > (1LL << 28)) {
+            reply_status(Status::ShapeMismatch, "tensor shape out of range");
+            return false;
+        }
+        if (!need_bytes) {
+            continue;
+        }
+        const size_t nbytes = t.elements() * dtype_bytes(t.dtype);
+        offset = (offset + 1) & ~size_t(1); // every tensor starts at an even offset, so int16 data is aligned
+        if (offset + nbytes > payload.size()) {
+            reply_status(Status::BufferTooSmall, "payload shorter than the tensors it declares");
+            return false;
+        }
+        t.data = nbytes ? payload.data() + offset : nullptr;
+        offset += nbytes;
+    }
+    return true;
+}
+
+void handle_head(const Request &r)
+{
+    HeadContract hc = legacy_head_contract();
+    if (r.get("text")) {
+        const Status st = parse_head_contract(r.get("text"), &hc);
+        if (st != Status::Ok) {
+            return reply_status(st, "head contract rejected");
+        }
+    }
+    if (r.get("t0")) { // resolve against tensor shapes, as Postprocessor::init does at model load
+        PostprocessConfig cfg;
+        int dims[2];
+        if (!parse_list(r.get("input"), dims, 2, 'x')) {
+            return reply_error("bad_request", "head with tensors needs input=WxH");
+        }
+        cfg.input_w = dims[0];
+        cfg.input_h = dims[1];
+        HeadOutputs ho;
+        std::vector<uint8_t> none;
+        if (!read_tensors(r, none, hc, &ho, false)) {
+            return;
+        }
+        Postprocessor post;
+        const Status st = post.init(cfg, ho, &hc);
+        if (st != Status::Ok) {
+            return reply_status(st, "postprocessor init failed");
+        }
+        hc = post.head();
+    }
+    std::printf("{\"status\":\"ok\",");
+    print_contract(hc);
+    std::printf(",\"limits\":{\"levels\":%d,\"reg_max\":%d,\"classes\":%d,\"kpt_channels\":%d,\"name\":%d,"
+                "\"text\":%d},\"format\":\"%s\",\"metadata_key\":\"%s\"}\n",
+                kMaxLevels, kMaxRegMax, kMaxClasses, kMaxKptChannels, kMaxOutputName, kMaxContractText,
+                kHeadContractFormat, kHeadMetadataKey);
+    std::fflush(stdout);
+}
+
 void handle_post(const Request &r, const std::vector<uint8_t> &payload)
 {
     PostprocessConfig cfg;
@@ -262,50 +381,19 @@ void handle_post(const Request &r, const std::vector<uint8_t> &payload)
         lb.new_h = lb.dst_h - lb.top - lb.bottom;
         plb = &lb;
     }
+    HeadContract hc = legacy_head_contract();
+    if (r.get("head")) {
+        const Status st = parse_head_contract(r.get("head"), &hc);
+        if (st != Status::Ok) {
+            return reply_status(st, "head contract rejected");
+        }
+    }
     HeadOutputs ho;
-    TensorView *slots[9] = {&ho.box[0], &ho.score[0], &ho.box[1], &ho.score[1], &ho.box[2],
-                            &ho.score[2], &ho.kpt[0],  &ho.kpt[1],  &ho.kpt[2]};
-    size_t offset = 0;
-    for (int i = 0; i < 9; i++) {
-        char key[4] = {'t', (char)('0' + i), 0, 0};
-        const char *spec = r.get(key);
-        if (!spec) {
-            return reply_error("bad_request", "post needs t0..t8=dtype,exp,h,w,c");
-        }
-        const char *comma = std::strchr(spec, ',');
-        if (!comma) {
-            return reply_error("bad_request", "tensor spec is dtype,exp,h,w,c");
-        }
-        const std::string dt(spec, comma - spec);
-        int v[4];
-        if (!parse_list(comma + 1, v, 4)) {
-            return reply_error("bad_request", "tensor spec is dtype,exp,h,w,c");
-        }
-        TensorView &t = *slots[i];
-        if (dt == "int8") {
-            t.dtype = DType::Int8;
-        } else if (dt == "int16") {
-            t.dtype = DType::Int16;
-        } else {
-            return reply_status(Status::UnsupportedFormat, "tensor dtype must be int8 or int16");
-        }
-        t.exponent = v[0];
-        t.h = v[1];
-        t.w = v[2];
-        t.c = v[3];
-        if (t.h < 0 || t.w < 0 || t.c < 0 || (long long)t.h * t.w * t.c > (1LL << 28)) {
-            return reply_status(Status::ShapeMismatch, "tensor shape out of range");
-        }
-        const size_t nbytes = t.elements() * dtype_bytes(t.dtype);
-        offset = (offset + 1) & ~size_t(1); // every tensor starts at an even offset, so int16 data is aligned
-        if (offset + nbytes > payload.size()) {
-            return reply_status(Status::BufferTooSmall, "payload shorter than the tensors it declares");
-        }
-        t.data = nbytes ? payload.data() + offset : nullptr;
-        offset += nbytes;
+    if (!read_tensors(r, payload, hc, &ho, true)) {
+        return;
     }
     Postprocessor post;
-    Status st = post.init(cfg, ho);
+    Status st = post.init(cfg, ho, &hc);
     if (st != Status::Ok) {
         return reply_status(st, "postprocessor init failed");
     }
@@ -366,8 +454,10 @@ int main(int argc, char **argv)
             handle_pre(r, payload);
         } else if (r.cmd == "post") {
             handle_post(r, payload);
+        } else if (r.cmd == "head") {
+            handle_head(r);
         } else {
-            reply_error("bad_request", "unknown command; use pre, post or ping");
+            reply_error("bad_request", "unknown command; use pre, post, head or ping");
         }
     }
     return 0;

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from .compat import readable_by_declared
-from .export import check_imgsz, export_onnx
+from .export import check_branch, check_imgsz, export_onnx
 from .quantize import (DEFAULT_CALIB_MODE, DEFAULT_SEED, check_ppq_version, quantize, resolve_images,
                        select_images)
 from .util import UserError, ensure_writable_dir, sha256_file
@@ -19,7 +19,7 @@ BUILD_FILES = ("model.onnx", "model.espdl", "model.native", "manifest.json")
 
 def build_key(weights: str, imgsz: int, target: str, bits: int, calib: str, num_calib: int, calib_mode: str,
               int16_layers: list[str], seed: int, export_test_values: bool, recipe: str = "fast",
-              int16_budget: float | None = None) -> dict:
+              int16_budget: float | None = None, branch: str | None = None) -> dict:
     """Everything the output depends on. Files count by content, so touching them changes nothing."""
     w = Path(weights)
     weights_id = sha256_file(w) if w.is_file() else f"name:{weights}"
@@ -32,6 +32,8 @@ def build_key(weights: str, imgsz: int, target: str, bits: int, calib: str, num_
            "int16_layers": list(int16_layers), "seed": seed, "export_test_values": bool(export_test_values)}
     if recipe != "fast" or int16_budget is not None:  # keys of default builds stay as they were
         key.update(recipe=recipe, int16_budget=int16_budget)
+    if branch not in (None, "auto"):  # an explicit head branch (YOLO26); auto keeps the keys of earlier builds
+        key.update(branch=branch)
     return key
 
 
@@ -39,14 +41,15 @@ def build(weights: str, imgsz: int, target: str, bits: int, calib: str, num_cali
           calib_mode: str = DEFAULT_CALIB_MODE, int16_layers: list[str] | None = None, seed: int = DEFAULT_SEED,
           error_report: bool = False, export_test_values: bool = False, force: bool = False, progress: bool = True,
           log=print, recipe: str = "fast", int16_budget: float | None = None,
-          device: str = "cpu") -> tuple[dict, bool]:
-    """Returns (manifest, rebuilt)."""
+          device: str = "cpu", branch: str | None = None) -> tuple[dict, bool]:
+    """Returns (manifest, rebuilt). ``branch``: the head branch to export (export.export_onnx; None: the default)."""
     check_imgsz(imgsz)
+    branch = check_branch(branch)
     check_ppq_version()  # before the export: the quantize step would refuse another ESP-PPQ
     int16_layers = list(int16_layers or [])
     out = ensure_writable_dir(out_dir)
     key = build_key(weights, imgsz, target, bits, calib, num_calib, calib_mode, int16_layers, seed,
-                    export_test_values, recipe, int16_budget)
+                    export_test_values, recipe, int16_budget, branch)
     man_path = out / "manifest.json"
     if not force and man_path.is_file() and all((out / f).is_file() for f in BUILD_FILES):
         try:
@@ -61,7 +64,7 @@ def build(weights: str, imgsz: int, target: str, bits: int, calib: str, num_cali
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
     try:
         log(f"exporting {weights} at {imgsz}x{imgsz} ...")
-        info = export_onnx(weights, imgsz, tmp)
+        info = export_onnx(weights, imgsz, tmp, branch=branch)
         # Quantize from the staged ONNX; the ONNX is moved in with the rest so a failed run leaves the old build.
         log(f"quantizing for {target}, {bits}-bit, {num_calib} calibration images ({calib_mode}) ...")
         weights_info = {"weights": str(weights), "weights_sha256": key["weights_sha256"]}

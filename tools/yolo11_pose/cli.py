@@ -72,6 +72,14 @@ def _add_twin_args(p: argparse.ArgumentParser) -> None:
                         "of a build folder's graph, as a cross-check")
 
 
+def _add_branch_arg(p: argparse.ArgumentParser) -> None:
+    from .head import BRANCHES
+
+    p.add_argument("--branch", default="auto", choices=("auto", *BRANCHES),
+                   help="head branch to export: YOLO26 has one2one (end-to-end top-k, no NMS; its default) and "
+                        "one2many (NMS); YOLOv8/YOLO11 only one2many. auto: the family's default")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="yolo11-pose", description=__doc__)
     ap.add_argument("--version", action="version", version=f"yolo11-pose {__version__}")
@@ -80,6 +88,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="pose checkpoint/YAML -> ONNX with 9 raw head outputs")
     p.add_argument("--weights", required=True, help="Ultralytics pose .pt (or architecture .yaml)")
     p.add_argument("--imgsz", type=int, default=cfg.IMGSZ, help=f"{IMGSZ_HELP} (default {cfg.IMGSZ})")
+    _add_branch_arg(p)
     p.add_argument("--out", required=True, help="output folder (model.onnx)")
 
     p = sub.add_parser("quantize", help="ONNX -> .espdl with ESP-PPQ")
@@ -90,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, help="Ultralytics pose .pt (or architecture .yaml)")
     p.add_argument("--imgsz", type=int, default=cfg.IMGSZ, help=f"{IMGSZ_HELP} (default {cfg.IMGSZ})")
     p.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    _add_branch_arg(p)
     _add_quant_args(p)
 
     p = sub.add_parser("inspect", help="describe an .espdl file")
@@ -131,9 +141,9 @@ def parser() -> argparse.ArgumentParser:
 def _cmd_export(a) -> int:
     from .export import export_onnx
 
-    info = export_onnx(a.weights, a.imgsz, a.out)
+    info = export_onnx(a.weights, a.imgsz, a.out, branch=a.branch)
     print(f"wrote {info['onnx']} (kpt_shape {tuple(info['kpt_shape'])}, {info['nc']} class(es), "
-          f"outputs {', '.join(info['output_names'])})")
+          f"outputs {', '.join(info['output_names'])}; head {info['head_kind']})")
     return 0
 
 
@@ -169,7 +179,7 @@ def _cmd_build(a) -> int:
 
     kw = _quant_kwargs(a)
     t = time.time()
-    man, rebuilt = build(a.weights, a.imgsz, out_dir=a.out, force=a.force, **kw)
+    man, rebuilt = build(a.weights, a.imgsz, out_dir=a.out, force=a.force, branch=a.branch, **kw)
     if rebuilt:
         print(_summary(a.out, man) + f" in {time.time() - t:.0f} s")
     return 0

@@ -535,6 +535,23 @@ def weights_summary(model: EspdlModel) -> str:
     return "weights: no convolution/gemm filters"
 
 
+def head_summary(model: EspdlModel) -> tuple[dict | None, str]:
+    """The file's head contract (head.py) as a dict and one line: from its ``head`` metadata, else derived for a file
+    made before the contract (YOLO11's, when its outputs fit), else why none applies."""
+    from . import head as heads
+
+    shapes = {t.name: tuple(t.shape) for t in model.outputs if t.shape}
+    has = heads.METADATA_KEY in model.metadata_props
+    try:
+        c = heads.from_metadata(model.metadata_props, shapes)
+        c.check_shapes(shapes, *(lambda s: (s[2], s[1]))(model.inputs[0].shape))
+    except (ValueError, IndexError, TypeError) as e:
+        return None, f"head: none this component decodes ({e})"
+    src = "from the file" if has else "none in the file; derived as for files made before the contract"
+    return {**c.to_dict(), "kind": c.kind, "source": "metadata" if has else "derived"}, \
+        f"head: {c.describe()} ({src})"
+
+
 def format_text(model: EspdlModel) -> str:
     h = model.header
     lines = [
@@ -551,6 +568,7 @@ def format_text(model: EspdlModel) -> str:
         lines.append(f"  doc: {model.doc_string.splitlines()[0]}")
     for k, v in model.metadata_props.items():
         lines.append(f"  {k}: {v}")
+    lines.append(head_summary(model)[1])
 
     def tensor_rows(title: str, tensors: list[EspdlTensor]) -> None:
         lines.append(f"{title} ({len(tensors)}):")
@@ -599,6 +617,7 @@ def to_json(model: EspdlModel) -> dict:
     d["total_stored_param_bytes"] = model.total_stored_param_bytes
     d["has_test_values"] = model.has_test_values
     d["weights_summary"] = weights_summary(model)
+    d["head"] = head_summary(model)[0]
     from .compat import analyze
 
     d["esp_dl"] = analyze(model)  # operators, attributes and the oldest ESP-DL release that reads them all

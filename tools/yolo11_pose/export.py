@@ -191,7 +191,7 @@ def export_onnx(weights: str, imgsz: int, out_dir: str | Path, simplify: bool = 
     out = out_dir / "model.onnx"
     with atomic_path(out) as tmp:
         onnx.save(proto, str(tmp))
-    return {"onnx": str(out), "sha256": sha256_file(out), **meta}
+    return {"onnx": str(out), "sha256": sha256_file(out), **meta, "head_kind": contract.kind}
 
 
 def onnx_meta(path: str | Path) -> dict:

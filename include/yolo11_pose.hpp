@@ -40,6 +40,7 @@ public:
     Status detect(const dl::image::img_t &img, const Rect *crop = nullptr);
 
     dl::Model *model() { return m_model; }
+    const HeadContract &head() const { return m_head; } ///< what the outputs are and how they are decoded
     Preprocessor &preprocessor() { return m_pre; }
     Postprocessor &postprocessor() { return m_post; }
 
@@ -76,6 +77,8 @@ public:
     YOLO11Pose &set_kpt_thr(float kpt_thr);                       ///< 0..1, on the keypoint's sigmoid
     YOLO11Pose &set_max_det(int max_det); ///< 1..CONFIG_YOLO11_POSE_MAX_DETECTIONS
     dl::Model *get_raw_model(int idx = 0) override;
+    /// The loaded model's head contract (YOLOv8/YOLO11/YOLO26, branch, decoder); null when no model loads.
+    const HeadContract *head_contract();
 
 private:
     bool load();

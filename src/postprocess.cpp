@@ -518,20 +518,19 @@ Status Postprocessor::init(const PostprocessConfig &cfg, const HeadOutputs &layo
         return st;
     }
     capacity_det_ = cfg.max_det;
-    if (hc.decoder == Decoder::TopK) {
-        cand_ = static_cast<Candidate *>(std::malloc(sizeof(Candidate) * (size_t)capacity_det_));
+    const bool topk = hc.decoder == Decoder::TopK;
+    // NMS: one candidate and one order slot per anchor, kept boxes up to max_det. Top-k: a heap and its candidates,
+    // max_det each; no per-anchor buffer at all.
+    cand_ = static_cast<Candidate *>(std::malloc(sizeof(Candidate) * (size_t)(topk ? capacity_det_ : num_anchors_)));
+    if (topk) {
         top_ = static_cast<Top *>(std::malloc(sizeof(Top) * (size_t)capacity_det_));
-        order_ = static_cast<int *>(std::malloc(sizeof(int))); // unused by top-k; keeps one null check below
-        kept_ = static_cast<Kept *>(std::malloc(sizeof(Kept)));
     } else {
-        cand_ = static_cast<Candidate *>(std::malloc(sizeof(Candidate) * (size_t)num_anchors_));
         order_ = static_cast<int *>(std::malloc(sizeof(int) * (size_t)num_anchors_));
         kept_ = static_cast<Kept *>(std::malloc(sizeof(Kept) * (size_t)capacity_det_));
-        top_ = static_cast<Top *>(std::malloc(sizeof(Top)));
     }
     poses_ = static_cast<Pose *>(std::malloc(sizeof(Pose) * (size_t)capacity_det_));
     kpts_ = static_cast<Keypoint *>(std::malloc(sizeof(Keypoint) * (size_t)capacity_det_ * (size_t)kpt_k_));
-    if (!cand_ || !order_ || !kept_ || !top_ || !poses_ || !kpts_) {
+    if (!cand_ || (topk ? !top_ : (!order_ || !kept_)) || !poses_ || !kpts_) {
         release();
         return Status::OutOfMemory;
     }
@@ -744,12 +743,13 @@ int Postprocessor::run_topk(const HeadOutputs &o)
     // The k best (anchor, class) pairs with q >= the integer threshold, in a heap of capacity k whose top is the worst
     // kept pair. Pairs come in anchor then class order, so a later pair with an equal logit never displaces one
     // already kept (ties go to the lower anchor, then class, as in decode.topk): once the heap is full, a pair enters
-    // only with a strictly larger logit, tested on the raw integer first.
+    // only with a strictly larger logit, tested on the raw integer first (`gate`), so the scan is one compare per
+    // pair, as the NMS path's.
     const int k = cfg_.max_det;
     auto better = [](const Top &a, const Top &b) {
         return a.logit > b.logit || (a.logit == b.logit && (a.anchor < b.anchor || (a.anchor == b.anchor && a.cls < b.cls)));
     };
-    int size = 0;
+    int size = 0, passed = 0;
     for (int l = 0; l < nl_; l++) {
         const TensorView &sc = o.score[l];
         const int qmax = sc.dtype == DType::Int8 ? 127 : 32767;
@@ -757,40 +757,36 @@ int Postprocessor::run_topk(const HeadOutputs &o)
         if (thr > qmax) {
             continue;
         }
-        // gate: the smallest q that can enter the full heap (q * 2^exp > worst logit); thr while not full.
-        auto gate_of = [&]() {
-            if (size < k) {
+        // Smallest q that enters: thr while the heap is not full, then q * 2^exp > the worst kept logit.
+        const auto gate_of = [&](int heap_size) {
+            if (heap_size < k) {
                 return thr;
             }
             const double g = std::floor(std::ldexp((double)top_[0].logit, -sc.exponent)) + 1.0;
             return g > (double)qmax ? qmax + 1 : std::max(thr, (int)g);
         };
-        int gate = gate_of();
-        const int n = grid_w_[l] * grid_h_[l];
-        for (int a = 0; a < n; a++) {
-            const size_t base = (size_t)a * nc_;
-            for (int c = 0; c < nc_; c++) {
-                const int q = read_q(sc, base + c);
-                if (q < thr) {
-                    continue;
-                }
-                num_cand_++;
-                if (q < gate) {
-                    continue;
-                }
-                const Top t{std::ldexp((float)q, sc.exponent), level_offset_[l] + a, c};
-                if (size < k) {
-                    top_[size++] = t;
-                    std::push_heap(top_, top_ + size, better);
-                } else {
-                    std::pop_heap(top_, top_ + size, better);
-                    top_[size - 1] = t;
-                    std::push_heap(top_, top_ + size, better);
-                }
-                gate = gate_of();
+        int gate = gate_of(size);
+        const size_t n = (size_t)grid_w_[l] * grid_h_[l] * nc_;
+        for (size_t i = 0; i < n; i++) {
+            const int q = read_q(sc, i);
+            if (q < gate) {
+                passed += q >= thr;
+                continue;
             }
+            passed++;
+            const Top t{std::ldexp((float)q, sc.exponent), level_offset_[l] + (int)(i / nc_), (int)(i % nc_)};
+            if (size < k) {
+                top_[size++] = t;
+                std::push_heap(top_, top_ + size, better);
+            } else {
+                std::pop_heap(top_, top_ + size, better);
+                top_[size - 1] = t;
+                std::push_heap(top_, top_ + size, better);
+            }
+            gate = gate_of(size);
         }
     }
+    num_cand_ = passed;
     std::sort_heap(top_, top_ + size, better); // best first
     for (int i = 0; i < size; i++) {
         Candidate &cd = cand_[i];

@@ -342,4 +342,9 @@ dl::Model *YOLO11Pose::get_raw_model(int idx)
     return load() ? m_detector->model() : nullptr;
 }
 
+const HeadContract *YOLO11Pose::head_contract()
+{
+    return load() ? &m_detector->head() : nullptr;
+}
+
 } // namespace yolo11_pose

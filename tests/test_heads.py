@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from yolo11_pose import cpp
 from yolo11_pose import head as heads
 from yolo11_pose.decode import candidates, decode, logit, nchw_to_nhwc, sigmoid, topk
@@ -33,15 +32,17 @@ def pose_checkpoint(path, base: str, nc: int = 1, kpt_shape=(17, 3), seed: int =
 
     cfg = yaml.safe_load((ROOT / "cfg" / "models" / base).read_text())
     cfg.update(nc=nc, kpt_shape=list(kpt_shape), scale="n")
-    y_path = path.with_suffix(".yaml")
+    y_path = path.with_name(f"yolo{base.split('/')[0]}n-pose-{path.stem}.yaml")  # scale n, guessed from the name
     y_path.write_text(yaml.safe_dump(cfg))
     torch.manual_seed(seed)
     y = YOLO(str(y_path))
     g = torch.Generator().manual_seed(seed)
-    for m in y.model.modules():
-        if isinstance(m, torch.nn.Conv2d):  # He init keeps activations alive through the depth (default: ~1e-7)
-            m.weight.data.normal_(0, math.sqrt(2.0 / m.weight[0].numel()), generator=g)
     head = y.model.model[-1]
+    fixed = set(map(id, head.dfl.modules())) if isinstance(getattr(head, "dfl", None), torch.nn.Module) else set()
+    for m in y.model.modules():
+        # He init keeps activations alive through the depth (default init: ~1e-7); DFL's fixed arange conv stays
+        if isinstance(m, torch.nn.Conv2d) and id(m) not in fixed:
+            m.weight.data.normal_(0, math.sqrt(2.0 / m.weight[0].numel()), generator=g)
     for name in ("cv2", "cv3", "cv4", "cv4_kpts", "one2one_cv2", "one2one_cv3", "one2one_cv4", "one2one_cv4_kpts"):
         for m in getattr(head, name, None) or []:
             last = m[-1] if isinstance(m, torch.nn.Sequential) else m
@@ -165,9 +166,10 @@ def test_decode_reproduces_ultralytics(models, tmp_path, key, branch, imgsz):
 
         conf, max_det = float(np.quantile(dense[:, 4:4 + nc].max(1), 0.7)), 100
         ref = non_max_suppression(y, conf, 0.7, max_det=max_det, nc=nc)[0].numpy()
-    ref = np.concatenate([ref[:, :6], ref[:, 6:].reshape(len(ref), k, nd)[..., :3].reshape(len(ref), -1)
-                          if nd == 3 else np.concatenate([ref[:, 6:].reshape(len(ref), k, 2),
-                                                          np.ones((len(ref), k, 1))], 2).reshape(len(ref), -1)], 1)
+    # Ultralytics' predictor clips boxes and keypoints to the image (ops.scale_boxes, scale_coords), as decode() does
+    rk = ref[:, 6:].reshape(len(ref), k, nd).astype(np.float64)
+    rk = np.concatenate([np.clip(rk[..., :2], 0, imgsz), rk[..., 2:] if nd == 3 else np.ones((len(ref), k, 1))], 2)
+    ref = np.concatenate([np.clip(ref[:, :4], 0, imgsz), ref[:, 4:6], rk.reshape(len(ref), -1)], 1)
     py = decode(outs, imgsz, imgsz, conf=conf, iou=0.7, max_det=max_det, head=c)
     assert len(py) >= min(20, len(ref))
     assert_same_detections(_rows(py), ref, nd, px, score_tol=1e-5, margin=1e-5)
@@ -276,14 +278,20 @@ def test_bad_contracts_are_refused_by_both(text):
 
 @pytest.mark.cpp
 def test_files_without_contract_derive_the_same_in_python_and_cpp():
-    """The shipped prebuilt models predate the contract: C++ derivation (what the device does at load) == Python."""
+    """Files made before the contract (Espressif's, older builds of ours): the C++ derivation (what the device does at
+    load) equals the Python one, and a file with a contract gives it back unchanged."""
     from yolo11_pose.executor import load_graph
 
-    files = sorted((REPO / "models").glob("*/*.espdl"))
+    from .conftest import REFERENCE_ESPDL
+
+    files = sorted(REFERENCE_ESPDL.glob("*/*.espdl"))[:2] + sorted((REPO / "models").glob("*/*.espdl"))[:2]
     assert files
-    for f in files[:2]:
+    for f in files:
         g = load_graph(f)
-        assert heads.METADATA_KEY not in g.metadata
+        if heads.METADATA_KEY in g.metadata:  # rebuilt with the contract: the file says it, the device reads it
+            c = heads.from_text(g.metadata[heads.METADATA_KEY])
+            assert cpp.head_contract(c.to_text())["text"] == c.to_text()
+            continue
         shapes = {o.name: tuple(o.shape) for o in g.outputs}
         py = heads.from_metadata(g.metadata, shapes)
         zeros = {n: (np.zeros(shapes[n], np.int8), -4) for n in py.output_names}
@@ -317,5 +325,83 @@ def test_letterbox_decode_topk_maps_to_source():
     assert p.score == pytest.approx(sigmoid(2.0))
     np.testing.assert_allclose(p.box, [40, 0, 72, 24])  # model input [20, 12, 36, 28]
     np.testing.assert_allclose(p.keypoints[0, :2], [56, 8])  # model input (28, 20)
-    b, s, cl, k = topk(outs, 64, 64, None, 3, c)
+    _, s, _, _ = topk(outs, 64, 64, None, 3, c)
     assert s[0] == pytest.approx(sigmoid(2.0)) and len(s) == 3
+
+
+# ----------------------------------------------------------------------------------------------- end to end
+@pytest.mark.cpp
+@pytest.mark.slow
+def test_yolo26_yaml_build_predict_inspect(tmp_path, capsys):
+    """`build` from Ultralytics' yolo26-pose.yaml with no special flags, then `predict` (the twin: executor + C++
+    postprocessor) and `inspect`, which names the head; the twin's C++ decode equals the Python one on the quantized
+    graph's outputs."""
+    import json
+
+    from yolo11_pose.cli import main
+    from yolo11_pose.twin import Twin
+
+    from .conftest import CALIB_LIST, require_shared
+
+    require_shared(CALIB_LIST)
+    out, bus = tmp_path / "b", str(ultralytics_asset("bus.jpg"))
+    assert main(["build", "--weights", "yolo26n-pose.yaml", "--imgsz", "160", "--target", "esp32p4", "--calib",
+                 str(CALIB_LIST), "--num-calib", "8", "--out", str(out)]) == 0
+    c = heads.from_text(json.loads((out / "manifest.json").read_text())["head"])
+    assert (c.family, c.branch, c.decoder, c.reg_max, c.nc) == ("yolo26", "one2one", "topk", 1, 80)
+    capsys.readouterr()
+    assert main(["inspect", str(out / "model.espdl")]) == 0
+    text = capsys.readouterr().out
+    assert "head: yolo26 one2one (top-k, no NMS)" in text and "(from the file)" in text
+    assert main(["inspect", "--json", str(out / "model.espdl")]) == 0
+    assert json.loads(capsys.readouterr().out)["head"]["decoder"] == "topk"
+    assert main(["predict", "--model", str(out), "--image", bus, "--json", "--conf", "0.001"]) == 0
+    lines = [json.loads(ln) for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")]
+    assert len(lines) == 20 and all(len(p["keypoints"]) == 17 for p in lines)  # max_det 20 of the top-k
+    twin = Twin(out)
+    assert twin.head == c
+    from yolo11_pose import devicelog  # the test app's golden file: the twin's poses for the frames it embeds
+
+    gold = devicelog.make_golden(out / "model.espdl", {"bus": load_rgb(bus)}, 0.001, 0.7, 0.5, 20)
+    assert len(gold["images"]["bus"]["poses"]) == 20 and gold["model"]["target"] == "esp32p4"
+    q, lb = twin.quantized(load_rgb(bus))
+    for conf, max_det in ((0.001, 20), (0.25, 300), (0.5, 5)):
+        py = decode(q, 160, 160, lb, conf=conf, max_det=max_det, head=c)
+        _assert_cpp_is_python(py, cpp.postprocess_raw(q, 160, 160, lb, conf=conf, max_det=max_det, head=c))
+
+    # Mixed precision: the 9 convolutions that make the outputs in int16 (what Espressif does for YOLO26's heads).
+    import onnx
+
+    g = onnx.load(str(out / "model.onnx")).graph
+    last = [n.name for n in g.node if n.op_type == "Conv" and set(n.output) & {o.name for o in g.output}]
+    assert len(last) == 9 and all("one2one_" in n for n in last)
+    assert main(["quantize", "--onnx", str(out / "model.onnx"), "--target", "esp32p4", "--calib", str(CALIB_LIST),
+                 "--num-calib", "8", "--int16-layers", ",".join(last), "--out", str(tmp_path / "m")]) == 0
+    twin = Twin(tmp_path / "m")
+    q, lb = twin.quantized(load_rgb(bus))
+    assert twin.head == c and all(v[0].dtype == np.int16 for v in q.values())
+    py = decode(q, 160, 160, lb, conf=0.001, max_det=20, head=c)
+    _assert_cpp_is_python(py, cpp.postprocess_raw(q, 160, 160, lb, conf=0.001, max_det=20, head=c))
+
+
+@pytest.mark.cpp
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+@pytest.mark.parametrize("decoder", ["topk", "nms"])
+def test_random_tensors_match_reference_yolo26(dtype, decoder):
+    """Random logits through YOLO26's contract (direct boxes; several classes, so top-k keeps several classes of one
+    anchor): many candidates and ties, the detection cap, clipping; C++ and Python must agree exactly."""
+    rng = np.random.default_rng(2)
+    c = heads.make("yolo26", "one2one" if decoder == "topk" else "one2many", nc=3, kpt_shape=(5, 3))
+    for trial in range(4):
+        o = {}
+        lo, hi = (-128, 128) if dtype == np.int8 else (-3000, 3000)
+        for i, s in enumerate(c.strides):
+            g = 128 // s
+            o[c.box[i]] = (rng.integers(lo, hi, (1, g, g, 4)).astype(dtype), -3 if dtype == np.int8 else -8)
+            o[c.score[i]] = (rng.integers(lo, hi, (1, g, g, 3)).astype(dtype), -5 if dtype == np.int8 else -10)
+            o[c.kpt[i]] = (rng.integers(lo, hi, (1, g, g, 15)).astype(dtype), -6 if dtype == np.int8 else -11)
+        lb = letterbox_geometry(300 + trial * 37, 200 + trial * 11, 128, 128, (5, 3, 290, 199) if trial % 2 else None)
+        kw = {"conf": 0.3 + 0.1 * trial, "iou": 0.45, "kpt_thr": 0.5, "max_det": (40, 1, 300, 7)[trial]}
+        py = decode(o, 128, 128, lb, head=c, **kw)
+        _assert_cpp_is_python(py, cpp.postprocess_raw(o, 128, 128, lb, head=c, **kw))
+        assert len(py) == kw["max_det"] or decoder == "nms" or trial == 2

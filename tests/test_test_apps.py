@@ -480,8 +480,9 @@ def test_every_shipped_model_has_a_golden_for_it(espdl, app_frames):
         assert len(g["images"]["bus"]["poses"]) >= 3  # the most accurate model finds the people in bus.jpg
 
 
-def _shipped_info(tmp_path: Path, espdl: Path, golden: Path, frames: dict[str, Path], **over) -> Path:
-    info = {"target": espdl.parent.name, "model_espdl": str(espdl), "golden_candidates": [str(golden)], "images": {n: str(p) for n, p in frames.items()},
+def _shipped_info(tmp_path: Path, espdl: Path, golden: Path, frames: dict[str, Path], target: str = "esp32p4",
+                  **over) -> Path:
+    info = {"target": target, "model_espdl": str(espdl), "golden_candidates": [str(golden)], "images": {n: str(p) for n, p in frames.items()},
             **devicelog.kconfig_defaults(), **over}
     (tmp_path / "pose_test_info.json").write_text(json.dumps(info))
     return tmp_path / "pose_test_info.json"

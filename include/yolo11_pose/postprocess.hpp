@@ -21,7 +21,7 @@ constexpr int kMaxKptChannels = 3072;  ///< keypoint channels (K * dims)
 constexpr int kMaxOutputName = 63;     ///< characters of an output name
 constexpr int kMaxContractText = 1024; ///< characters of a contract text
 /// Metadata key of the contract in .espdl files, and the version tag its text starts with.
-constexpr const char *kHeadMetadataKey = "head";
+constexpr const char *kHeadMetadataKey = "head_contract";
 constexpr const char *kHeadContractFormat = "yolo-pose-head/1";
 
 /// How candidates become poses: greedy class-aware NMS on the best class per anchor (YOLOv8/YOLO11, YOLO26's
@@ -73,8 +73,8 @@ struct PostprocessConfig {
     float iou = 0.7f;      ///< NMS IoU threshold, same-class boxes with IoU > iou are suppressed
     double kpt_thr = 0.5;  ///< keypoint visible when sigmoid(logit) >= kpt_thr, 0..1
     int max_det = 20;      ///< result capacity, fixed at init (set_max_det may lower it later)
-    int kpt_count = 0;     ///< keypoints per pose; 0 with kpt_dims 0: infer from the kpt channels
-    int kpt_dims = 0;      ///< 2 or 3; 0: 3 when channels % 3 == 0, else 2
+    int kpt_count = 0;     ///< keypoints per pose; 0: the head contract's (files without one: from the kpt channels)
+    int kpt_dims = 0;      ///< 2 or 3; 0: the contract's (files without one: 3 when channels % 3 == 0, else 2)
 };
 
 /// Fills the contract's class count and keypoint layout from the tensors (legacy files, and a check for the others):

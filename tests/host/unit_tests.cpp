@@ -347,6 +347,73 @@ static void test_postprocess()
     CHECK(p2.count() == 2 && p2[0].cls == 0 && p2[1].cls == 1);
 }
 
+// YOLO26's contract: direct box distances, keypoints (raw + grid + 0.5) * stride, end-to-end top-k without NMS.
+static void test_yolo26_topk()
+{
+    const char *text = "yolo-pose-head/1;family=yolo26;branch=one2one;decoder=topk;strides=8,16,32;reg_max=1;nc=2;"
+                       "kpt_shape=1,3;kpt_decode=1,0.5;box=box0,box1,box2;score=score0,score1,score2;kpt=kpt0,kpt1,kpt2";
+    HeadContract hc;
+    CHECK(parse_head_contract(text, &hc) == Status::Ok);
+    CHECK(hc.decoder == Decoder::TopK && hc.reg_max == 1 && hc.nc == 2 && hc.kpt_count == 1 && hc.kpt_offset == 0.5);
+    char again[kMaxContractText + 1];
+    CHECK(format_head_contract(hc, again, sizeof(again)) > 0 && std::strcmp(again, text) == 0);
+    CHECK(std::strcmp(head_output_name(hc, 1), "score0") == 0 && std::strcmp(head_output_name(hc, 6), "kpt0") == 0);
+    CHECK(head_output_name(hc, 9) == nullptr);
+    HeadContract bad;
+    CHECK(parse_head_contract("yolo-pose-head/2;family=x", &bad) == Status::UnsupportedFormat);
+    CHECK(parse_head_contract(nullptr, &bad) == Status::InvalidArgument);
+
+    std::vector<int8_t> box[3], score[3], kpt[3];
+    HeadOutputs ho;
+    for (int l = 0; l < 3; l++) {
+        const int g = 8 >> l;
+        box[l].assign(g * g * 4, 16); // 16 * 2^-4 = 1 cell per side
+        score[l].assign(g * g * 2, -128);
+        kpt[l].assign(g * g * 3, 0);
+        ho.box[l] = TensorView{box[l].data(), DType::Int8, -4, 1, g, g, 4};
+        ho.score[l] = TensorView{score[l].data(), DType::Int8, -4, 1, g, g, 2};
+        ho.kpt[l] = TensorView{kpt[l].data(), DType::Int8, -4, 1, g, g, 3};
+    }
+    PostprocessConfig cfg;
+    cfg.input_w = cfg.input_h = 64;
+    cfg.conf = 0.5;
+    cfg.max_det = 3;
+    Postprocessor post;
+    CHECK(post.init(cfg, ho, &hc) == Status::Ok);
+    // Level 0, x 2, y 3: both classes pass; level 1, x 1, y 1: class 0, same logit as the first (tie: lower anchor
+    // wins); a fourth pair falls off the cap of 3. Overlapping boxes are all kept (no NMS).
+    score[0][(3 * 8 + 2) * 2 + 0] = 32; // logit 2
+    score[0][(3 * 8 + 2) * 2 + 1] = 48; // logit 3: the best pair
+    score[1][(1 * 4 + 1) * 2 + 0] = 32; // logit 2, a later anchor
+    score[0][(3 * 8 + 3) * 2 + 0] = 16; // logit 1: fourth, dropped
+    kpt[0][(3 * 8 + 2) * 3 + 0] = 8;    // raw x 0.5 -> (0.5 + 2 + 0.5) * 8 = 24
+    kpt[0][(3 * 8 + 2) * 3 + 1] = -16;  // raw y -1 -> (-1 + 3 + 0.5) * 8 = 20
+    const long before = g_allocs;
+    CHECK(post.run(ho, nullptr) == Status::Ok);
+    CHECK_EQ(g_allocs - before, 0);
+    CHECK_EQ(post.candidates(), 4);
+    CHECK_EQ(post.count(), 3);
+    if (post.count() == 3) {
+        CHECK(post[0].cls == 1 && post[1].cls == 0 && post[2].cls == 0);
+        CHECK(post[0].box[0] == (2.5f - 1.f) * 8 && post[0].box[3] == (3.5f + 1.f) * 8);
+        CHECK(post[1].box[0] == post[0].box[0]);                         // same anchor, other class
+        CHECK(post[2].box[0] == (1.5f - 1.f) * 16 && post[2].box[2] == (1.5f + 1.f) * 16); // level 1
+        CHECK(post[0].kpts[0].x == 24.f && post[0].kpts[0].y == 20.f);
+        CHECK(std::fabs(post[0].score - 1.f / (1.f + std::exp(-3.f))) < 1e-6f);
+    }
+    CHECK(post.set_max_det(1) == Status::Ok);
+    CHECK(post.run(ho, nullptr) == Status::Ok && post.count() == 1 && post[0].cls == 1);
+    // The contract's class count and keypoint layout must be the tensors'; cfg may not ask for another layout.
+    HeadContract other = hc;
+    other.nc = 3;
+    CHECK(post.init(cfg, ho, &other) == Status::ShapeMismatch);
+    PostprocessConfig c2 = cfg;
+    c2.kpt_dims = 2;
+    CHECK(post.init(c2, ho, &hc) == Status::InvalidArgument);
+    // A legacy (YOLO11) contract on YOLO26 tensors: 4 box channels are not 64.
+    CHECK(post.init(cfg, ho) == Status::ShapeMismatch);
+}
+
 int main()
 {
     test_names();
@@ -355,5 +422,6 @@ int main()
     test_geometry();
     test_preprocess();
     test_postprocess();
+    test_yolo26_topk();
     return test_summary("unit_tests");
 }

@@ -312,13 +312,10 @@ def _tensor_specs(outputs: dict, names, payload: bytearray | None) -> list[str]:
     return specs
 
 
-def postprocess_raw(outputs: dict, input_w: int, input_h: int, letterbox: Letterbox | None = None,
-                    conf: float = DEFAULT_CONF, iou: float = DEFAULT_IOU, kpt_thr: float = DEFAULT_KPT_THR,
-                    max_det: int = DEFAULT_MAX_DET, kpt_shape=None, variant: str | None = None,
-                    head: HeadContract | None = None) -> dict:
-    """The C++ postprocessor's reply: ``poses`` with cls, score, box, box_int and kpts [x, y, conf, ix, iy, visible].
-
-    ``head``: the head contract the C++ core parses (None: none sent, so the legacy YOLO11 one, as for old files)."""
+def post_request(outputs: dict, input_w: int, input_h: int, letterbox: Letterbox | None = None,
+                 conf: float = DEFAULT_CONF, iou: float = DEFAULT_IOU, kpt_thr: float = DEFAULT_KPT_THR,
+                 max_det: int = DEFAULT_MAX_DET, kpt_shape=None, head: HeadContract | None = None) -> tuple[str, bytes]:
+    """The bridge's `post` request (header line without `bytes=`, payload) for these outputs (see postprocess_raw)."""
     names = head.output_names if head is not None else OUTPUT_NAMES
     missing = [n for n in names if n not in outputs]
     if missing:
@@ -328,15 +325,26 @@ def postprocess_raw(outputs: dict, input_w: int, input_h: int, letterbox: Letter
     if head is not None:
         specs.insert(0, f"head={head.to_text()}")
     head_line = [f"post input={int(input_w)}x{int(input_h)} conf={float(conf)!r} iou={float(iou)!r}",
-            f"kpt_thr={float(kpt_thr)!r} max_det={int(max_det)}"]
+                 f"kpt_thr={float(kpt_thr)!r} max_det={int(max_det)}"]
     if kpt_shape is not None:
         head_line.append(f"kpt={int(kpt_shape[0])},{int(kpt_shape[1])}")
     if letterbox is not None:
         x0, y0, x1, y1 = letterbox.bounds
-        head_line.append("lb=" + _csv([letterbox.src_w, letterbox.src_h, letterbox.left, letterbox.top, letterbox.right,
-                                  letterbox.bottom, float(letterbox.inv_scale_x), float(letterbox.inv_scale_y),
-                                  x0, y0, x1, y1]))
-    reply, _ = _host(variant).request(" ".join(head_line + specs), bytes(payload))
+        head_line.append("lb=" + _csv([letterbox.src_w, letterbox.src_h, letterbox.left, letterbox.top,
+                                       letterbox.right, letterbox.bottom, float(letterbox.inv_scale_x),
+                                       float(letterbox.inv_scale_y), x0, y0, x1, y1]))
+    return " ".join(head_line + specs), bytes(payload)
+
+
+def postprocess_raw(outputs: dict, input_w: int, input_h: int, letterbox: Letterbox | None = None,
+                    conf: float = DEFAULT_CONF, iou: float = DEFAULT_IOU, kpt_thr: float = DEFAULT_KPT_THR,
+                    max_det: int = DEFAULT_MAX_DET, kpt_shape=None, variant: str | None = None,
+                    head: HeadContract | None = None) -> dict:
+    """The C++ postprocessor's reply: ``poses`` with cls, score, box, box_int and kpts [x, y, conf, ix, iy, visible].
+
+    ``head``: the head contract the C++ core parses (None: none sent, so the legacy YOLO11 one, as for old files)."""
+    line, payload = post_request(outputs, input_w, input_h, letterbox, conf, iou, kpt_thr, max_det, kpt_shape, head)
+    reply, _ = _host(variant).request(line, payload)
     return reply
 
 
@@ -384,6 +392,7 @@ __all__ = [
     "executable",
     "head_contract",
     "postprocess",
+    "post_request",
     "postprocess_raw",
     "preprocess",
     "source_root",

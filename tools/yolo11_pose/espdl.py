@@ -320,7 +320,8 @@ def _param(t, buf_len: int) -> EspdlParam:
     )
 
 
-def _parse_payload(payload, fbs) -> dict:
+def open_graph(payload, fbs):
+    """The root Model and its Graph, after checking the root offset (the FlatBuffers runtime does not)."""
     buf_len = len(payload)
     if buf_len < 8:
         raise _Corrupt(f"payload of {buf_len} bytes is too small for a FlatBuffers table")
@@ -331,7 +332,11 @@ def _parse_payload(payload, fbs) -> dict:
     g = m.Graph()
     if g is None:
         raise _Corrupt("the model has no graph")
+    return m, g
 
+
+def graph_tensors(g, fbs, buf_len: int) -> tuple[list, list, dict]:
+    """Graph inputs, outputs (EspdlTensor) and every described tensor: name -> (shape, dtype, exponents)."""
     inputs, outputs, value_infos = [], [], {}
     for k in range(_n(g.InputLength(), buf_len)):
         name, shape, dtype, exps = _value_info(g.Input(k), fbs, buf_len)
@@ -345,6 +350,13 @@ def _parse_payload(payload, fbs) -> dict:
             value_infos[name] = (shape, dtype, exps)
     for t in inputs + outputs:  # graph inputs/outputs describe their tensors too
         value_infos.setdefault(t.name, (t.shape, t.dtype, t.exponents))
+    return inputs, outputs, value_infos
+
+
+def _parse_payload(payload, fbs) -> dict:
+    buf_len = len(payload)
+    m, g = open_graph(payload, fbs)
+    inputs, outputs, value_infos = graph_tensors(g, fbs, buf_len)
 
     params = [_param(g.Initializer(k), buf_len) for k in range(_n(g.InitializerLength(), buf_len))]
     by_name = {p.name: p for p in params}
@@ -544,7 +556,8 @@ def head_summary(model: EspdlModel) -> tuple[dict | None, str]:
     has = heads.METADATA_KEY in model.metadata_props
     try:
         c = heads.from_metadata(model.metadata_props, shapes)
-        c.check_shapes(shapes, *(lambda s: (s[2], s[1]))(model.inputs[0].shape))
+        in_shape = model.inputs[0].shape  # NHWC
+        c.check_shapes(shapes, in_shape[2], in_shape[1])
     except (ValueError, IndexError, TypeError) as e:
         return None, f"head: none this component decodes ({e})"
     src = "from the file" if has else "none in the file; derived as for files made before the contract"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .espdl import EspdlError, _attribute, _fbs, _ints, _n, _s, _value_info
+from .espdl import EspdlError, _attribute, _Corrupt, _fbs, _ints, _n, _s, graph_tensors, open_graph
 from .preprocess import TARGET_ROUNDING
 
 __all__ = ["ExecutorError", "EspdlGraph", "Executor", "load_graph", "shift_round", "round_float"]
@@ -153,36 +153,16 @@ def load_graph(path: str | Path) -> EspdlGraph:
         graph = _parse(path, payload, fbs)
         graph.header_size = hdr
         return graph
-    except EspdlError as e:
-        raise type(e)(f"{path}: {e}") from None
+    except (EspdlError, _Corrupt) as e:
+        raise (type(e) if isinstance(e, EspdlError) else EspdlError)(f"{path}: {e}") from None
     except Exception as e:  # the FlatBuffers runtime does not verify buffers: any fault here is a corrupt file
         raise EspdlError(f"{path}: corrupt .espdl payload ({type(e).__name__}: {e}); re-export the model") from None
 
 
 def _parse(path: Path, payload: bytes, fbs) -> EspdlGraph:
-    from .espdl import EspdlTensor
-
     buf_len = len(payload)
-    root = struct.unpack_from("<I", payload, 0)[0]
-    if root == 0 or root + 4 > buf_len:
-        raise EspdlError(f"root table offset {root} lies outside the payload")
-    m = fbs.Model.GetRootAs(payload, 0)
-    g = m.Graph()
-    if g is None:
-        raise EspdlError("the model has no graph")
-    info, inputs, outputs = {}, [], []
-    for k in range(_n(g.InputLength(), buf_len)):
-        name, shape, dtype, exps = _value_info(g.Input(k), fbs, buf_len)
-        inputs.append(EspdlTensor(name, shape, dtype, exps))
-    for k in range(_n(g.OutputLength(), buf_len)):
-        name, shape, dtype, exps = _value_info(g.Output(k), fbs, buf_len)
-        outputs.append(EspdlTensor(name, shape, dtype, exps))
-    for k in range(_n(g.ValueInfoLength(), buf_len)):
-        name, shape, dtype, exps = _value_info(g.ValueInfo(k), fbs, buf_len)
-        if name:
-            info[name] = (shape, dtype, exps)
-    for t in inputs + outputs:
-        info.setdefault(t.name, (t.shape, t.dtype, t.exponents))
+    m, g = open_graph(payload, fbs)
+    inputs, outputs, info = graph_tensors(g, fbs, buf_len)
     consts = {}
     for k in range(_n(g.InitializerLength(), buf_len)):
         c = _const(g.Initializer(k), payload, buf_len)

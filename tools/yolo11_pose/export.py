@@ -2,7 +2,7 @@
 
 Keeping the head raw lets ESP-PPQ give boxes, scores and keypoints their own quantization scales, and moves the cheap
 decode into the C++ postprocessor, which only touches candidates above the score threshold. What the outputs are and
-how to decode them is the head contract (head.py), written into the ONNX metadata (key ``head``). YOLOv8/YOLO11
+how to decode them is the head contract (head.py), written into the ONNX metadata (key ``head_contract``). YOLOv8/YOLO11
 (``Pose``) and YOLO26 (``Pose26``) heads; for YOLO26, ``branch`` picks the end-to-end one-to-one branch (top-k, no
 NMS; the default) or the one-to-many branch (NMS), the other being removed as Ultralytics' ``fuse()`` does.
 """
@@ -191,7 +191,7 @@ def export_onnx(weights: str, imgsz: int, out_dir: str | Path, simplify: bool = 
     out = out_dir / "model.onnx"
     with atomic_path(out) as tmp:
         onnx.save(proto, str(tmp))
-    return {"onnx": str(out), "sha256": sha256_file(out), **meta, "head_kind": contract.kind}
+    return {"onnx": str(out), "sha256": sha256_file(out), **meta, "head": contract.to_text(), "head_kind": contract.kind}
 
 
 def onnx_meta(path: str | Path) -> dict:
@@ -223,8 +223,16 @@ def onnx_meta(path: str | Path) -> dict:
     for k in ("kpt_shape", "nc", "imgsz"):
         if k in meta:
             out[k] = ast.literal_eval(meta[k])
-    if heads.METADATA_KEY not in meta:  # exported before the contract: YOLO11's, with the file's own facts
-        contract = heads.legacy(kpt_shape=out.get("kpt_shape")).with_(nc=int(out.get("nc", 1)))
+    if heads.METADATA_KEY not in meta:  # exported before the contract: YOLO11's, if the tensors are YOLO11's
+        shapes = {}
+        for o in m.graph.output:  # NCHW -> the NHWC shapes head.legacy() checks
+            d = [x.dim_value for x in o.type.tensor_type.shape.dim]
+            if len(d) == 4:
+                shapes[o.name] = (d[0], d[2], d[3], d[1])
+        try:
+            contract = heads.legacy(shapes, out.get("kpt_shape"))
+        except ValueError as e:
+            raise UserError(f"{path}: {e}") from None
     out["head"] = contract
     return out
 

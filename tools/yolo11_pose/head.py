@@ -2,7 +2,7 @@
 
 One description per model family (``FAMILIES``); ``export`` takes the facts of the model it exports (class count,
 keypoint layout, strides, ``reg_max``, the branch) and writes the contract's text into the ONNX, and ``quantize`` into
-the ``.espdl`` metadata, under the key ``head``. The Python decode (decode.py) and the C++ postprocessor
+the ``.espdl`` metadata, under the key ``head_contract``. The Python decode (decode.py) and the C++ postprocessor
 (``parse_head_contract`` in include/yolo11_pose/postprocess.hpp, called by the ESP-DL adapter at model load) read
 that text; neither knows a family. Files made before the contract existed (YOLO11 only) have no ``head`` key: both
 sides then use ``legacy()`` (the C++ ``derive_head_contract``), and tests check that the two agree.
@@ -22,10 +22,11 @@ Decoding, per level l with stride s and grid cell (gx, gy):
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 FORMAT = "yolo-pose-head/1"
-METADATA_KEY = "head"
+METADATA_KEY = "head_contract"  # not "head": Ultralytics' own ONNX metadata has that (the class name)
 DECODERS = ("nms", "topk")
 BRANCHES = ("one2one", "one2many")
 
@@ -160,6 +161,8 @@ def check(c: HeadContract) -> None:
     n = len(c.strides)
     if not 1 <= n <= MAX_LEVELS or any(s < 1 or s > 1024 for s in c.strides):
         raise _err(f"strides {c.strides}: 1..{MAX_LEVELS} levels, each 1..1024")
+    if len(c.kpt_decode) != 2 or not all(math.isfinite(v) for v in c.kpt_decode):
+        raise _err(f"kpt_decode {c.kpt_decode}: two finite numbers (scale, offset)")
     if not 1 <= c.reg_max <= MAX_REG_MAX:
         raise _err(f"reg_max {c.reg_max} is not 1..{MAX_REG_MAX}")
     if not 1 <= c.nc <= MAX_CLASSES:

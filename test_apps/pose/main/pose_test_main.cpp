@@ -104,8 +104,12 @@ struct StageTimer {
     uint8_t *scratch = nullptr; // preprocessed frame, to compare with the model input YOLO11Pose wrote
     size_t scratch_bytes = 0;
 
-    Status init(dl::Model *model, const PostprocessConfig &post_cfg)
+    Status init(dl::Model *model, const PostprocessConfig &post_cfg, const HeadContract *head_ptr)
     {
+        if (!head_ptr) {
+            return Status::NotInitialized;
+        }
+        const HeadContract &head = *head_ptr;
         input = model->get_input();
         TensorView in;
         if (!to_view(input, &in) || in.c != 3) {
@@ -125,17 +129,15 @@ struct StageTimer {
         if (st != Status::Ok) {
             return st;
         }
-        TensorView *slots[9] = {&views.box[0], &views.score[0], &views.box[1], &views.score[1], &views.box[2],
-                                &views.score[2], &views.kpt[0], &views.kpt[1], &views.kpt[2]};
-        for (int i = 0; i < 9; i++) {
-            if (!to_view(model->get_output(kOutputNames[i]), slots[i])) {
-                return Status::ShapeMismatch;
-            }
+        // The same contract (read by YOLO11Pose before minimize()) and the same binding as the adapter.
+        st = bind_head_outputs(model, head, &views, nullptr);
+        if (st != Status::Ok) {
+            return st;
         }
         PostprocessConfig cfg = post_cfg;
         cfg.input_w = in.w;
         cfg.input_h = in.h;
-        st = post.init(cfg, views);
+        st = post.init(cfg, views, &head);
         if (st != Status::Ok) {
             return st;
         }
@@ -202,7 +204,7 @@ extern "C" void app_main(void)
     pcfg.kpt_thr = CONFIG_YOLO11_POSE_KPT_THRESHOLD / 1000.0;
     pcfg.max_det = CONFIG_YOLO11_POSE_MAX_DETECTIONS;
     StageTimer timer;
-    const Status tst = timer.init(model, pcfg);
+    const Status tst = timer.init(model, pcfg, detector.head_contract());
     dl::TensorBase *input = model->get_input();
     const int in_h = input && input->shape.size() == 4 ? input->shape[1] : 0;
     const int in_w = input && input->shape.size() == 4 ? input->shape[2] : 0;

@@ -109,7 +109,15 @@ def test_predict_bad_inputs(tmp_path):
         return subprocess.run([sys.executable, "-m", "yolo11_pose.cli", "predict", *args], capture_output=True,
                               text=True, timeout=120)
 
-    r = run("--model", str(tmp_path), "--image", "x.jpg")
-    assert r.returncode == 2 and "not a complete build folder" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = run("--model", str(tmp_path / "m.tflite"), "--image", "x.jpg")
-    assert r.returncode == 2 and "give a .pt checkpoint, an .onnx file or a build folder" in r.stderr
+    from PIL import Image
+
+    img = tmp_path / "x.png"
+    Image.new("RGB", (8, 8)).save(img)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run("--model", str(empty), "--image", str(img))
+    assert r.returncode == 2 and "not a build folder" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run("--model", str(tmp_path / "m.tflite"), "--image", str(img))
+    assert r.returncode == 2 and "give a .pt checkpoint, an .onnx file, an .espdl file or a build folder" in r.stderr
+    r = run("--model", str(tmp_path / "x.png"), "--image", "missing.jpg")
+    assert r.returncode == 2 and "missing.jpg not found" in r.stderr

@@ -98,7 +98,7 @@ def analyze(model) -> dict:
     tab = table()
     newest = newest_known()
     ops: dict[str, dict] = {}
-    params = {p.name: p for p in model.params}
+    params = {p.name: p for p in getattr(model, "params", [])}
     redundant_bad = set()
     for layer in model.layers:
         e = ops.setdefault(layer.op_type, {"count": 0, "attrs": set()})

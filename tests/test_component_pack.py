@@ -107,7 +107,7 @@ def test_archive_size(archive):
     others = sum(m.size for m in members if not m.name.endswith(".espdl"))
     assert models == sum(p.stat().st_size for p in REPO.glob("models/*/*.espdl"))
     assert others < 1.5 * MB, sorted((m.size, m.name) for m in members if not m.name.endswith(".espdl"))[-10:]
-    assert archive.stat().st_size < 9.5e6
+    assert archive.stat().st_size < 11e6  # the four models are ~10 MB of it (the 416 ones carry test values)
 
 
 def test_archive_is_pip_installable(archive, tmp_path):

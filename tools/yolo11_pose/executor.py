@@ -544,7 +544,11 @@ class Executor:
                 if table.size != 256 or table.dtype != np.int8:
                     raise ExecutorError(f"int8 lookup table {lut!r} must hold 256 int8 values, not "
                                         f"{table.size} {table.dtype}")
-                return [table[x.astype(np.int16) + 128]]
+                # table[x + 128], indexed by x's raw byte: one gather, no widening (lut_s8_c: table[u8(x) ^ 0x80])
+                key = (lut, "u8")
+                if key not in self._filters:
+                    self._filters[key] = table[np.arange(256) ^ 0x80]
+                return [self._filters[key][x.view(np.uint8)]]
             if x.dtype == np.int16:  # dl_base_lut.cpp lut_s16_nearest_neighbor: table of 65536/step + 1 entries
                 if table.size < 2 or 65536 % (table.size - 1) or table.dtype != np.int16:
                     raise ExecutorError(f"int16 lookup table {lut!r} has {table.size} {table.dtype} entries")

@@ -346,6 +346,7 @@ class Executor:
         self.matmul_layout = matmul_layout
         self._filters: dict[str, tuple] = {}
         self._torch_w: dict = {}
+        self._plans: dict = {}
         self._ops = {
             "Conv": self._conv, "Swish": self._lut_act, "Sigmoid": self._lut_act, "LUT": self._lut_act,
             "Add": self._add, "Mul": self._mul,
@@ -481,8 +482,30 @@ class Executor:
         if key not in self._torch_w:
             self._torch_w[key] = torch.from_numpy(np.ascontiguousarray(w.transpose(0, 3, 1, 2))).to(xt.dtype).to(
                 memory_format=torch.channels_last)
-        acc = F.conv2d(xt, self._torch_w[key], stride=strides, padding=padding, dilation=dil, groups=group)
+        plan = self._conv_plan(nd, ins, n, dt, xt.dtype)
+        acc = F.conv2d(xt, self._torch_w[key], bias=plan["conv_bias"], stride=strides, padding=padding,
+                       dilation=dil, groups=group)
         acc = acc.permute(0, 2, 3, 1)  # NHWC again (contiguous: the conv wrote channels-last)
+        if acc.dtype != plan["dtype"]:
+            acc = acc.to(plan["dtype"])
+        if plan["bias"] is not None:
+            acc = acc + plan["bias"]
+        if plan["left"] is not None:  # left shifts saturate to the 32-bit (int8) / 64-bit (int16) buffer first
+            left, factor, blo, bhi = plan["left"]
+            acc = torch.where(left, (acc * factor).clamp(blo, bhi), acc)
+        v = acc.mul_(plan["scale"])
+        v = v.round_() if self.rounding == "half_even" else v.add_(0.5).floor_()
+        v = v.clamp_(plan["lo"], plan["hi"])
+        return [v.to(torch.int8 if dt == "int8" else torch.int16).numpy()]
+
+    def _conv_plan(self, nd: Node, ins, n: int, dt: str, conv_dtype) -> dict:
+        """What requantizes one conv's accumulators, worked out once per node: (acc + bias) * 2**-shift, rounded by
+        the chip's rule, saturated, in floating point where every step is exact (float32 while |acc + bias| < 2**23,
+        so that x + 0.5 stays exact for half up; else float64, < 2**53): the integers of shift_and_round."""
+        import torch
+
+        if nd.name in self._plans:
+            return self._plans[nd.name]
         bias = None
         if len(ins) > 2 and ins[2] is not None:
             bias = np.asarray(ins[2]).reshape(-1).astype(np.int64)
@@ -498,28 +521,29 @@ class Executor:
             raise ExecutorError(f"filter has {len(w_e)} exponents for {n} output channels")
         if np.abs(shifts).max() > 60:
             raise ExecutorError(f"requantization shift {int(np.abs(shifts).max())} is out of range")
-        # Requantize in floating point where every step is exact: (acc + bias) * 2**-shift rounded by the chip's
-        # rule and saturated gives the integers of shift_and_round. float32 holds it while |acc + bias| < 2**23
-        # (x + 0.5 stays exact for half up), else float64 (< 2**53).
         bound = self._filters[nd.inputs[1]][2] + (int(np.abs(bias).max()) if bias is not None else 0)
         rdt = torch.float32 if bound < (1 << 23) and (shifts > 0).all() else torch.float64
-        acc = acc.to(rdt)
+        plan = {"dtype": rdt, "conv_bias": None, "bias": None, "left": None, "lo": _LIMITS[dt][0],
+                "hi": _LIMITS[dt][1]}
         if bias is not None:
-            acc = acc + torch.from_numpy(bias).to(rdt)
-        if (shifts <= 0).any():  # left shifts saturate to the 32-bit (int8) / 64-bit (int16) buffer first
+            if rdt == conv_dtype:  # exact inside the conv too: the bound covers acc + bias
+                plan["conv_bias"] = torch.from_numpy(bias).to(rdt)
+            else:
+                plan["bias"] = torch.from_numpy(bias).to(rdt)
+        if (shifts <= 0).any():
             blo, bhi = _LIMITS["int32"] if dt == "int8" else (-(2.0 ** 63), 2.0 ** 63 - 1)
-            left = torch.from_numpy(shifts <= 0)
-            acc = torch.where(left, (acc * torch.from_numpy(2.0 ** -np.minimum(shifts, 0))).clamp(blo, bhi), acc)
+            plan["left"] = (torch.from_numpy(shifts <= 0), torch.from_numpy(2.0 ** -np.minimum(shifts, 0)).to(rdt),
+                            blo, bhi)
             shifts = np.maximum(shifts, 0)
-        v = acc * torch.from_numpy(2.0 ** -shifts.astype(np.float64)).to(rdt)
-        v = torch.round(v) if self.rounding == "half_even" else torch.floor(v + 0.5)
+        scale = 2.0 ** -shifts.astype(np.float64)
+        plan["scale"] = float(scale[0]) if (scale == scale[0]).all() else torch.from_numpy(scale).to(rdt)
         act = nd.attrs.get("activation", "Linear") or "Linear"
         if act == "ReLU":
-            v = v.clamp_min(0)
+            plan["lo"] = max(plan["lo"], 0)  # clamp at 0 after rounding, as the C code does
         elif act != "Linear":
             raise ExecutorError(f"fused activation {act!r} is not supported")
-        lo, hi = _LIMITS[dt]
-        return [v.clamp(lo, hi).to(torch.int8 if dt == "int8" else torch.int16).numpy()]
+        self._plans[nd.name] = plan
+        return plan
 
     @staticmethod
     def _activation(nd: Node, v: np.ndarray) -> np.ndarray:

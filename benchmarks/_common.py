@@ -17,3 +17,11 @@ def git_commit() -> str:
         return commit + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def emit_table(lines: list[str], out: str | None) -> None:
+    """Print a Markdown table and, with ``out``, also write it there."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        Path(out).write_text(text)

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO))
 
-from benchmarks._common import git_commit
+from benchmarks._common import emit_table, git_commit
 from yolo11_pose.build import build
 from yolo11_pose.evaluate import evaluate
 
@@ -77,10 +77,7 @@ def main() -> int:
         ratio = lab[1]["AP"] / lab[0]["AP"] if lab[0]["AP"] else float("nan")
         lines.append(f"| {branch} | {lab[0]['AP']:.3f} | {lab[1]['AP']:.3f} | {ratio:.3f} | {own['AP']:.3f} | {per} |")
         print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text)
+    emit_table(lines, a.out)
     return 0
 
 

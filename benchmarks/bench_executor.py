@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from _common import git_commit  # noqa: E402
+from _common import emit_table, git_commit  # noqa: E402
 
 SHARED = Path(os.environ.get("YOLO11_POSE_SHARED") or REPO.parent / "shared")
 IMAGES = SHARED / "data" / "coco-pose-mini" / "images"
@@ -77,10 +77,7 @@ def main() -> int:
         lines.append(f"| {Path(b).name} | {ex['imgsz']} | {ex['s_per_image']:.2f} | {pq['s_per_image']:.2f} | "
                      f"{pq['s_per_image'] / ex['s_per_image']:.1f}x | {ex['peak_gb']:.2f} | {pq['peak_gb']:.2f} |")
         print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text)
+    emit_table(lines, a.out)
     return 0
 
 

@@ -108,13 +108,12 @@ def test_get_started_frame_matches_its_source_code():
     assert frame.stat().st_size == w * h * 2  # RGB565
     symbol = "_binary_" + re.sub(r"[^A-Za-z0-9]", "_", embed) + "_start"  # ESP-IDF's name for an embedded file
     assert f'asm("{symbol}")' in src
-    assert "MIT" in (app / "main" / "FRAME_LICENSE.md").read_text()
+    assert "AGPL-3.0" in (app / "main" / "FRAME_LICENSE.md").read_text()
 
 
 def test_get_started_frame_is_remade_from_its_source(tmp_path):
-    """The committed frame is what tools/make_frame.py makes of ESP-DL's picture (../shared/data/samples)."""
-    src = SHARED / "data" / "samples" / "esp-dl-bus.jpg"
-    require_shared(src)
+    """The committed frame is what tools/make_frame.py makes of the pose test app's committed picture."""
+    src = REPO / "test_apps" / "pose" / "frames" / "bus.png"
     app = REPO / "examples" / "get_started"
     out = tmp_path / "frame.rgb565be"
     r = subprocess.run([sys.executable, str(app / "tools" / "make_frame.py"), str(src), "--out", str(out)],

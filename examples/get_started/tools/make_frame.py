@@ -4,8 +4,8 @@ drivers such as esp32-camera deliver), no header, centre-cropped to the frame's 
 
     python tools/make_frame.py my_photo.jpg --out main/frame_240x320.rgb565be     # then change the name in main/
 
-The committed frame was made from Espressif's esp-dl example picture (see main/FRAME_LICENSE.md) with
-    python tools/make_frame.py esp-dl-bus.jpg --out main/frame_240x320.rgb565be
+The committed frame was made from the pose test app's committed picture (see main/FRAME_LICENSE.md) with
+    python tools/make_frame.py ../../test_apps/pose/frames/bus.png --out main/frame_240x320.rgb565be
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import REPO, SHARED, require_shared
+from .conftest import REPO
 
 EXAMPLES = sorted(p.parent for p in REPO.glob("examples/*/CMakeLists.txt"))
 TARGETS = ("esp32p4", "esp32s3")

@@ -125,3 +125,23 @@ def test_executor_equals_ppq_except_after_espdl_softmax(builds, key):
     if "int16" not in key and "mixed" not in key:
         assert not any(n in r["int16_convs"] for n in r["diffs"])
     print(f"{key}: {r['compared']} tensors compared, differing after the Softmax: {r['diffs']}")
+
+
+def test_qat_build_is_fine_tuned_and_read_right(shared, tmp_path):
+    """`yolo11-pose qat`: the fine-tuning is kept (held-out loss down) and the exported file, whose weights it moved,
+    is computed by the executor exactly as ESP-PPQ computes its fine-tuned graph."""
+    import json
+
+    from yolo11_pose.cli import main
+
+    out = tmp_path / "qat"
+    assert main(["qat", "--weights", str(WEIGHTS), "--imgsz", "128", "--target", "esp32s3", "--calib",
+                 str(CALIB_LIST), "--num-calib", "16", "--recipe", "fast", "--epochs", "4", "--out", str(out)]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    ft = man["recipe"]["finetune"]
+    assert man["settings"]["finetune"] == {"epochs": 4.0, "lr": 1e-5} and ft["steps"] == 48
+    assert ft["kept"] and ft["loss_after"] < ft["loss_before"], ft
+    images = sorted((COCO / "images").glob("*.jpg"))[:8]
+    r = compare(out, images)
+    bad = {n: d for n, d in r["diffs"].items() if n not in r["allowed"]}
+    assert r["compared"] > 100 and not bad, bad

@@ -179,3 +179,70 @@ def test_malloc_limit_is_harmless():
 
     limit_malloc_growth()
     assert np.ones(3).sum() == 3
+
+
+# ----------------------------------------------------------------------------------------------- fine-tuning
+def _int_weights(graph) -> dict:
+    """The integers the exporter writes for each Conv weight (value / power-of-two scale, rounded)."""
+    from esp_ppq.IR import QuantableOperation
+
+    out = {}
+    for op in graph.operations.values():
+        if isinstance(op, QuantableOperation) and op.type == "Conv":
+            cfg = op.config.input_quantization_config[1]
+            w = op.inputs[1].value.detach()
+            s = cfg.scale.reshape([-1] + [1] * (w.dim() - 1)) if cfg.scale.numel() > 1 else cfg.scale
+            out[op.name] = (w / s).round().clamp(cfg.quant_min, cfg.quant_max)
+    return out
+
+
+def test_finetune_moves_integer_weights_and_lowers_output_noise(onnx128, batches):
+    """Label-free fine-tuning: the held-out loss it reports goes down, and so does the plain output noise against the
+    float graph measured by the recipe's own meter (another computation than the training loss), on the same
+    held-out images; the integers that would be exported change."""
+    import torch
+
+    from yolo11_pose.export import onnx_meta
+    from yolo11_pose.finetune import distill
+    from yolo11_pose.recipe import OutputNoise
+
+    g = _quantize(onnx128, batches, _fast_setting(), "esp32s3")
+    xs = torch.cat(list(batches))
+    held = xs[-4:]  # distill holds out the last max(1, n // 4) images (16 here)
+    meter = OutputNoise(g, [held])
+    noise0 = OutputNoise.mean(meter.measure())
+    w0 = _int_weights(g)
+    info = distill(g, batches, onnx_meta(onnx128)["head"], epochs=4, lr=1e-5, log=lambda *_: None)
+    assert info["held_out_images"] == 4 and info["train_images"] == 12 and info["steps"] == 48
+    assert info["kept"] and info["loss_after"] < info["loss_before"], info
+    noise1 = OutputNoise.mean(meter.measure())
+    assert noise1 < noise0, (noise0, noise1)
+    w1 = _int_weights(g)
+    moved = sum(int((w0[k] != w1[k]).sum()) for k in w0)
+    assert moved > 100, f"only {moved} exported weight integers changed"
+
+
+def test_finetune_that_makes_things_worse_is_undone(onnx128, batches):
+    from yolo11_pose.export import onnx_meta
+    from yolo11_pose.finetune import distill
+
+    g = _quantize(onnx128, batches, _fast_setting(), "esp32s3")
+    before = _conv_params(g)
+    info = distill(g, batches, onnx_meta(onnx128)["head"], epochs=0.5, lr=0.05, log=lambda *_: None)
+    assert not info["kept"] and info["loss_after"] >= info["loss_before"], info
+    after = _conv_params(g)
+    assert all(torch_equal(a, b) for k in before for a, b in zip(before[k], after[k]))
+
+
+def test_finetune_is_a_step_of_the_accurate_recipe_and_of_qat(onnx128, batches):
+    from yolo11_pose import cfg
+    from yolo11_pose.recipe import make_plan
+
+    off = {"calibration": False, "clip_guard": False, "logit_scales": False}
+    plan = make_plan("accurate", onnx128, "esp32s3", 8, batches, steps=off, log=lambda *_: None)
+    assert plan.finetune == {"epochs": cfg.ACCURATE_FINETUNE_EPOCHS, "lr": cfg.QAT_LR}
+    assert make_plan("fast", onnx128, "esp32s3", 8, batches, log=lambda *_: None).finetune is None
+    qat = make_plan("fast", onnx128, "esp32s3", 8, batches, finetune_epochs=2, finetune_lr=3e-5, log=lambda *_: None)
+    assert qat.finetune == {"epochs": 2.0, "lr": 3e-5}
+    with pytest.raises(Exception, match="--epochs"):
+        make_plan("fast", onnx128, "esp32s3", 8, batches, finetune_epochs=0, log=lambda *_: None)

@@ -19,7 +19,8 @@ BUILD_FILES = ("model.onnx", "model.espdl", "model.native", "manifest.json")
 
 def build_key(weights: str, imgsz: int, target: str, bits: int, calib: str, num_calib: int, calib_mode: str,
               int16_layers: list[str], seed: int, export_test_values: bool, recipe: str = "fast",
-              int16_budget: float | None = None, branch: str | None = None) -> dict:
+              int16_budget: float | None = None, branch: str | None = None, finetune_epochs: float | None = None,
+              finetune_lr: float | None = None) -> dict:
     """Everything the output depends on. Files count by content, so touching them changes nothing."""
     w = Path(weights)
     weights_id = sha256_file(w) if w.is_file() else f"name:{weights}"
@@ -32,6 +33,8 @@ def build_key(weights: str, imgsz: int, target: str, bits: int, calib: str, num_
            "int16_layers": list(int16_layers), "seed": seed, "export_test_values": bool(export_test_values)}
     if recipe != "fast" or int16_budget is not None:  # keys of default builds stay as they were
         key.update(recipe=recipe, int16_budget=int16_budget)
+    if finetune_epochs is not None or finetune_lr is not None:  # `yolo11-pose qat`
+        key.update(finetune_epochs=finetune_epochs, finetune_lr=finetune_lr)
     if branch not in (None, "auto"):  # an explicit head branch (YOLO26); auto keeps the keys of earlier builds
         key.update(branch=branch)
     return key
@@ -41,7 +44,8 @@ def build(weights: str, imgsz: int, target: str, bits: int, calib: str, num_cali
           calib_mode: str = DEFAULT_CALIB_MODE, int16_layers: list[str] | None = None, seed: int = DEFAULT_SEED,
           error_report: bool = False, export_test_values: bool = False, force: bool = False, progress: bool = True,
           log=print, recipe: str = "fast", int16_budget: float | None = None,
-          device: str = "cpu", branch: str | None = None) -> tuple[dict, bool]:
+          device: str = "cpu", branch: str | None = None, finetune_epochs: float | None = None,
+          finetune_lr: float | None = None) -> tuple[dict, bool]:
     """Returns (manifest, rebuilt). ``branch``: the head branch to export (export.export_onnx; None: the default)."""
     check_imgsz(imgsz)
     branch = check_branch(branch)
@@ -49,7 +53,7 @@ def build(weights: str, imgsz: int, target: str, bits: int, calib: str, num_cali
     int16_layers = list(int16_layers or [])
     out = ensure_writable_dir(out_dir)
     key = build_key(weights, imgsz, target, bits, calib, num_calib, calib_mode, int16_layers, seed,
-                    export_test_values, recipe, int16_budget, branch)
+                    export_test_values, recipe, int16_budget, branch, finetune_epochs, finetune_lr)
     man_path = out / "manifest.json"
     if not force and man_path.is_file() and all((out / f).is_file() for f in BUILD_FILES):
         try:
@@ -71,7 +75,8 @@ def build(weights: str, imgsz: int, target: str, bits: int, calib: str, num_cali
         manifest = quantize(tmp / "model.onnx", target, bits, calib, num_calib, tmp, calib_mode=calib_mode,
                             int16_layers=int16_layers, seed=seed, error_report=error_report,
                             export_test_values=export_test_values, progress=progress, recipe=recipe,
-                            int16_budget=int16_budget, device=device,
+                            int16_budget=int16_budget, device=device, finetune_epochs=finetune_epochs,
+                            finetune_lr=finetune_lr,
                             extra_manifest={"build_key": key, "export": {**weights_info, "onnx_sha256":
                                                                          info["sha256"]}})
         manifest["inputs"]["onnx"] = str(out / "model.onnx")

@@ -102,6 +102,18 @@ def parser() -> argparse.ArgumentParser:
     _add_branch_arg(p)
     _add_quant_args(p)
 
+    p = sub.add_parser("qat", help="build, then fine-tune the quantized network against the float model's own "
+                                   "outputs on the calibration images (no labels)")
+    p.add_argument("--weights", required=True, help="Ultralytics pose .pt (or architecture .yaml)")
+    p.add_argument("--imgsz", type=int, default=cfg.IMGSZ, help=f"{IMGSZ_HELP} (default {cfg.IMGSZ})")
+    p.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    p.add_argument("--epochs", type=float, default=cfg.QAT_EPOCHS,
+                   help=f"passes over the calibration images (default {cfg.QAT_EPOCHS:g}; fractions allowed)")
+    p.add_argument("--lr", type=float, default=cfg.QAT_LR, help=f"learning rate (Adam; default {cfg.QAT_LR:g})")
+    _add_branch_arg(p)
+    _add_quant_args(p)
+    p.set_defaults(recipe="accurate")
+
     p = sub.add_parser("inspect", help="describe an .espdl file")
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -154,10 +166,20 @@ def _quant_kwargs(a) -> dict:
     int16_layers = parse_layer_list(a.int16_layers)
     if int16_layers and a.bits == 16:
         raise UserError("--int16-layers only makes sense with --bits 8 (everything is int16 with --bits 16)")
-    return dict(target=a.target, bits=a.bits, calib=a.calib, num_calib=a.num_calib, calib_mode=a.calib_mode,
-                int16_layers=int16_layers, seed=a.seed, error_report=a.error_report,
-                export_test_values=a.export_test_values, recipe=a.recipe, int16_budget=a.int16_budget,
-                device=a.device)
+    kw = dict(target=a.target, bits=a.bits, calib=a.calib, num_calib=a.num_calib, calib_mode=a.calib_mode,
+              int16_layers=int16_layers, seed=a.seed, error_report=a.error_report,
+              export_test_values=a.export_test_values, recipe=a.recipe, int16_budget=a.int16_budget,
+              device=a.device)
+    if a.cmd == "qat":
+        if not (0 < a.epochs <= 1000):
+            raise UserError(f"--epochs {a.epochs:g}: give the passes over the calibration images, e.g. {cfg.QAT_EPOCHS:g}")
+        if not (0 < a.lr < 1):
+            raise UserError(f"--lr {a.lr:g}: give a learning rate between 0 and 1, e.g. {cfg.QAT_LR:g}")
+        kw.update(finetune_epochs=a.epochs, finetune_lr=a.lr)
+    from .recipe import check_args
+
+    check_args(a.recipe, a.int16_budget, a.device)
+    return kw
 
 
 def _summary(out, man: dict) -> str:
@@ -255,7 +277,8 @@ def main(argv=None) -> int:
     # A failed export/quantize/build must not leave an empty --out behind (only folders this run created go).
     created = _new_dirs(a.out) if getattr(a, "out", None) else []
     try:
-        return {"export": _cmd_export, "quantize": _cmd_quantize, "build": _cmd_build, "inspect": _cmd_inspect,
+        return {"export": _cmd_export, "quantize": _cmd_quantize, "build": _cmd_build, "qat": _cmd_build,
+                "inspect": _cmd_inspect,
                 "predict": _cmd_predict, "eval": _cmd_eval}[a.cmd](a)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

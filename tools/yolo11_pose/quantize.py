@@ -328,10 +328,12 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
              calib_mode: str = DEFAULT_CALIB_MODE, int16_layers: list[str] | None = None, seed: int = DEFAULT_SEED,
              error_report: bool = False, export_test_values: bool = False, progress: bool = True,
              verbose: bool = False, extra_manifest: dict | None = None, recipe: str = "fast",
-             int16_budget: float | None = None, device: str = "cpu") -> dict:
+             int16_budget: float | None = None, device: str = "cpu", finetune_epochs: float | None = None,
+             finetune_lr: float | None = None, steps: dict | None = None) -> dict:
     """Quantize; write out_dir/model.espdl, model.native (PPQ graph), model.info/json (ESP-PPQ dumps), manifest.json.
 
-    `recipe`, `int16_budget`, `device`: see recipe.py (the ESP-PPQ setting and int16 layers come from there)."""
+    `recipe`, `int16_budget`, `device`, `finetune_*`: see recipe.py (the ESP-PPQ setting, the int16 layers and the
+    fine-tuning come from there); `steps` switches single recipe steps on or off (benchmarks/bench_recipes.py)."""
     import torch
 
     check_ppq_version()
@@ -377,7 +379,8 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
     from .recipe import grad_mode, make_plan
 
     plan = make_plan(recipe, onnx_path, target, bits, batches, int16_layers=int16_layers, int16_budget=int16_budget,
-                     device=device, log=mark)
+                     device=device, log=mark, finetune_epochs=finetune_epochs, finetune_lr=finetune_lr,
+                     steps=steps)
     setting = plan.setting
 
     work = Path(tempfile.mkdtemp(prefix=".quantize-", dir=out_dir))
@@ -387,18 +390,40 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
         shutil.copyfile(onnx_path, src)
         espdl_tmp = work / "model.espdl"
         logging.getLogger("esp_ppq").setLevel(logging.WARNING)
-        with _quiet(verbose, "quantizing" if progress else None), grad_mode(setting), espdl_export_fixes():
-            graph = espdl_quantize_onnx(
-                onnx_import_file=str(src), espdl_export_file=str(espdl_tmp), calib_dataloader=batches,
-                calib_steps=len(batches), input_shape=[1, 3, imgsz, imgsz], target=target, num_of_bits=bits,
-                collate_fn=lambda b: b.float().to(device), setting=setting, device=device, error_report=False,
-                export_test_values=export_test_values, verbose=0,
-                metadata_props={"producer": f"yolo11-pose {__version__}", "kpt_shape": str(meta.get("kpt_shape")),
-                                "imgsz": str(imgsz), "target": target,
-                                # the head contract (head.py): the device's postprocessor reads it at model load
-                                heads.METADATA_KEY: meta["head"].to_text()})
-            mark("saving the quantized graph for the host twin (model.native)")
-            export_ppq_graph(graph, TargetPlatform.NATIVE, graph_save_to=str(work / "model.native"))
+        from esp_ppq.api.espdl_interface import (_resolve_quant_type_and_bits, generate_test_value,
+                                                 get_random_inputs, get_target_platform)
+        import esp_ppq.lib as PFL
+
+        threads = torch.get_num_threads()
+        with espdl_export_fixes():
+            # drawn first, as espdl_quantize_onnx does (the shape tracing and the test values use it)
+            dummy = get_random_inputs([1, 3, imgsz, imgsz], torch.float32, device)
+            with _quiet(verbose, "quantizing" if progress else None), grad_mode(setting):
+                graph = espdl_quantize_onnx(
+                    onnx_import_file=str(src), espdl_export_file=str(espdl_tmp), calib_dataloader=batches,
+                    calib_steps=len(batches), input_shape=[1, 3, imgsz, imgsz], inputs=dummy, target=target,
+                    num_of_bits=bits, collate_fn=lambda b: b.float().to(device), setting=setting, device=device,
+                    error_report=False, skip_export=True, verbose=0)
+            if plan.finetune:
+                from .finetune import distill
+                from .recipe import torch_threads
+
+                mark(f"fine-tuning against the float model ({plan.finetune['epochs']:g} epoch(s), lr "
+                     f"{plan.finetune['lr']:g})")
+                with torch_threads(threads):  # training is the slow part: all the cores
+                    plan.info["finetune"] = distill(graph, batches, meta["head"], device=device, log=mark,
+                                                    **plan.finetune)
+            with _quiet(verbose, "exporting" if progress else None):
+                values_for_test = generate_test_value(graph, device, dummy, None) if export_test_values else None
+                platform = get_target_platform(target, _resolve_quant_type_and_bits(None, bits)[0])
+                PFL.Exporter(platform=platform).export(
+                    file_path=str(espdl_tmp), graph=graph, values_for_test=values_for_test, export_config=True,
+                    metadata_props={"producer": f"yolo11-pose {__version__}",
+                                    "kpt_shape": str(meta.get("kpt_shape")), "imgsz": str(imgsz), "target": target,
+                                    # the head contract (head.py): the device's postprocessor reads it at model load
+                                    heads.METADATA_KEY: meta["head"].to_text()})
+                mark("saving the quantized graph for the host twin (model.native)")
+                export_ppq_graph(graph, TargetPlatform.NATIVE, graph_save_to=str(work / "model.native"))
         # Nothing is published (the work folder goes) when the declared ESP-DL range cannot read the file.
         from .compat import check_publishable
 
@@ -425,7 +450,7 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
             "settings": {"target": target, "bits": bits, "imgsz": imgsz, "calib_mode": calib_mode,
                          "num_calib": num_calib, "seed": seed, "int16_layers": int16_layers,
                          "export_test_values": export_test_values, "recipe": recipe, "int16_budget": int16_budget,
-                         "calib_algorithm": plan.info["calibration"]["method"]},
+                         "calib_algorithm": plan.info["calibration"]["method"], "finetune": plan.finetune},
             "recipe": plan.info,
             "inputs": {"onnx": str(onnx_path), "onnx_sha256": sha256_file(onnx_path), "calib_source": str(calib),
                        "calib_images": [f.name for f in files],

@@ -18,7 +18,9 @@ model's own outputs on the calibration images and recorded in the manifest:
    covers probabilities 0.001..0.999 (|logit| <= 6.9) instead of the calibrated one;
 4. ``bias_correct``: ESP-PPQ's bias correction (per-channel mean error of each layer removed);
 5. ``tqt``: ESP-PPQ's trained quantization thresholds (power-of-two scales and weights trained block by block to
-   match the float block outputs).
+   match the float block outputs);
+6. ``finetune``: the whole quantized network's weights trained against the float model's outputs (finetune.py; what
+   ``yolo11-pose qat`` does for longer).
 Steps 4 and 5 are on by default only with ``device="cuda"``: ESP-PPQ collects every block's inputs by running the
 graph over all calibration batches once per block (~57 blocks), which takes hours at 640 on two CPU cores.
 
@@ -83,6 +85,8 @@ class Plan:
     setting: object
     int16_ops: list = field(default_factory=list)
     info: dict = field(default_factory=dict)
+    #: keyword arguments of finetune.distill (epochs, lr), or None: no fine-tuning
+    finetune: dict | None = None
 
 
 def check_args(recipe: str, int16_budget: float | None, device: str, budget_kind: str = "macs") -> None:
@@ -356,13 +360,21 @@ def pick_int16(rows: list[dict], costs: dict, budget: float, kind: str = "macs",
 # ----------------------------------------------------------------------------------------------- the recipe
 def make_plan(recipe: str, onnx_path, target: str, bits: int, batches: list, int16_layers=(),
               int16_budget: float | None = None, budget_kind: str = "macs", device: str = "cpu", log=print,
-              steps: dict | None = None) -> Plan:
+              steps: dict | None = None, finetune_epochs: float | None = None,
+              finetune_lr: float | None = None) -> Plan:
     """Build the ESP-PPQ setting for `recipe` (running its measurements first).
 
     ``steps`` switches single steps of the accurate recipe on or off (``{"tqt": False}``), for measuring what each
-    buys; unknown keys are refused.
+    buys; unknown keys are refused. ``finetune_epochs``/``finetune_lr`` (``yolo11-pose qat``) switch the fine-tuning
+    step on with these settings, whatever the recipe.
     """
     check_args(recipe, int16_budget, device, budget_kind)
+    from . import cfg
+
+    if finetune_epochs is not None and not (0 < float(finetune_epochs) <= 1000):
+        raise UserError(f"--epochs {finetune_epochs}: give a number of passes over the calibration images, > 0")
+    if finetune_lr is not None and not (0 < float(finetune_lr) < 1):
+        raise UserError(f"--lr {finetune_lr}: give a learning rate between 0 and 1 (default {cfg.QAT_LR:g})")
     limit_malloc_growth()
     import_ppq()
     t0 = time.time()
@@ -370,7 +382,7 @@ def make_plan(recipe: str, onnx_path, target: str, bits: int, batches: list, int
     # to each of ~57 blocks, twice): measured hours at 640 on 2 CPU cores, so they are on by default with a GPU only.
     gpu = str(device).startswith("cuda")
     all_steps = {"calibration": True, "clip_guard": True, "int16": int16_budget is not None, "logit_scales": True,
-                 "bias_correct": gpu, "tqt": gpu}
+                 "bias_correct": gpu, "tqt": gpu, "finetune": True}
     if recipe == "fast":
         all_steps = dict.fromkeys(all_steps, False)
         all_steps["int16"] = int16_budget is not None
@@ -378,11 +390,19 @@ def make_plan(recipe: str, onnx_path, target: str, bits: int, batches: list, int
         if k not in all_steps:
             raise UserError(f"unknown recipe step {k!r}; steps are {', '.join(all_steps)}")
         all_steps[k] = bool(v)
+    if finetune_epochs is not None or finetune_lr is not None:
+        all_steps["finetune"] = True
+    finetune = None
+    if all_steps["finetune"]:
+        # the accurate recipe's CPU default keeps it within its time budget; a GPU trains like `qat`
+        epochs = finetune_epochs if finetune_epochs is not None else (
+            cfg.QAT_EPOCHS if gpu else cfg.ACCURATE_FINETUNE_EPOCHS)
+        finetune = {"epochs": float(epochs), "lr": float(finetune_lr if finetune_lr is not None else cfg.QAT_LR)}
     info = {"recipe": recipe, "steps": {k: v for k, v in all_steps.items()}, "device": device}
     if bits == 16:
         setting = base_setting(16, None)
         info["calibration"] = {"method": "minmax"}
-        return Plan(recipe, setting, [], info)
+        return Plan(recipe, setting, [], info, finetune)
 
     method, graph = FAST_CALIB, None
     if all_steps["calibration"]:
@@ -444,7 +464,7 @@ def make_plan(recipe: str, onnx_path, target: str, bits: int, batches: list, int
         info["tqt"] = {"steps": t.steps, "lr": t.lr, "block_size": t.block_size}
     info["int16_ops"] = list(dict.fromkeys(int16_ops))
     info["plan_seconds"] = round(time.time() - t0, 1)
-    return Plan(recipe, setting, info["int16_ops"], info)
+    return Plan(recipe, setting, info["int16_ops"], info, finetune)
 
 
 def _logit_op_names(onnx_path) -> list[str]:

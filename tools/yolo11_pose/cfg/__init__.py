@@ -50,6 +50,9 @@ WEIGHTS: str = str(DEFAULTS["weights"])
 BITS: int = int(DEFAULTS["bits"])
 NUM_CALIB: int = int(DEFAULTS["num_calib"])
 CALIB_MODE: str = str(DEFAULTS["calib_mode"])
+QAT_EPOCHS: float = float(DEFAULTS["qat_epochs"])
+QAT_LR: float = float(DEFAULTS["qat_lr"])
+ACCURATE_FINETUNE_EPOCHS: float = float(DEFAULTS["accurate_finetune_epochs"])
 #: target -> "half_even" | "half_up", from the rounding_<target> keys.
 TARGET_ROUNDING: dict[str, str] = {k[len("rounding_"):]: str(v) for k, v in DEFAULTS.items()
                                    if k.startswith("rounding_")}

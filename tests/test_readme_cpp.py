@@ -110,3 +110,28 @@ def test_stub_declarations_are_esp_dls(stub):
     ours = statements((STUBS / stub).read_text()) - own
     missing = sorted(s for s in ours if s not in real and not s.startswith(("namespace", "return", "}")))
     assert not missing, f"{stub} declares what ESP-DL {ESPDL_REF} does not: {missing}"
+
+
+def readme_cli_lines(markdown: str) -> list[list[str]]:
+    """The `yolo11-pose ...` command lines of the README's shell blocks, continuation lines joined, comments cut."""
+    import shlex
+
+    out = []
+    for block in re.findall(r"^```(?:bash|sh)\n(.*?)^```", markdown, re.S | re.M):
+        for line in block.replace("\\\n", " ").splitlines():
+            for part in re.split(r"&&|\|", line):
+                words = shlex.split(part, comments=True)
+                if words and words[0] == "yolo11-pose":
+                    out.append(words[1:])
+    return out
+
+
+def test_readme_command_lines_parse():
+    """Every command the README shows is one the CLI accepts, flags and values included (parsed, not run)."""
+    from yolo11_pose.cli import parser
+
+    lines = readme_cli_lines((REPO / "README.md").read_text())
+    cmds = {w[0] for w in lines}
+    assert {"build", "predict", "eval", "inspect", "qat"} <= cmds, cmds
+    for words in lines:
+        parser().parse_args(words)

@@ -96,7 +96,9 @@ def compare(build_dir: Path, images: list[Path]) -> dict:
                 n = quantized_as[n]
                 v, e = mine[n]
             p = np.rint(y.detach().numpy().astype(np.float64) / 2.0 ** e)
-            if p.ndim == 4 and p.shape != v.shape and p.transpose(0, 2, 3, 1).shape == v.shape:
+            # ESP-PPQ's activations are NCHW, ESP-DL's NHWC; when C == H == W (32x32x32 at 128) the shapes alone
+            # cannot tell, so NCHW -> NHWC goes first
+            if p.ndim == 4 and p.transpose(0, 2, 3, 1).shape == v.shape:
                 p = p.transpose(0, 2, 3, 1)
             if p.shape != v.shape:
                 continue  # ESP-PPQ's layout transposes: the same values in another order, checked downstream

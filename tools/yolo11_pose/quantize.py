@@ -413,7 +413,7 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
                 with torch_threads(threads):  # training is the slow part: all the cores
                     plan.info["finetune"] = distill(graph, batches, meta["head"], device=device, log=mark,
                                                     **plan.finetune)
-            with _quiet(verbose, "exporting" if progress else None):
+            with _quiet(verbose, "quantizing" if progress else None):  # one title: the export is its last phase
                 values_for_test = generate_test_value(graph, device, dummy, None) if export_test_values else None
                 platform = get_target_platform(target, _resolve_quant_type_and_bits(None, bits)[0])
                 PFL.Exporter(platform=platform).export(

@@ -456,7 +456,10 @@ def test_every_shipped_model_has_a_golden_for_it(espdl, app_frames):
     imgsz = int(re.search(r"-(\d+)-int8", espdl.name).group(1))
     assert g["format"] == devicelog.GOLDEN_FORMAT
     assert g["model"]["espdl_sha256"] == sha256_file(espdl), f"{gpath} was made for another model; remake it"
-    assert (g["model"]["target"], g["model"]["imgsz"], g["model"]["bits"]) == (espdl.parent.name, imgsz, 8)
+    # input bits as the build's manifest records them (int16 where the recipe put the stem in int16)
+    man = json.loads(espdl.with_name(espdl.name.replace(".espdl", ".manifest.json")).read_text())
+    bits = int(man["input"]["dtype"][3:])
+    assert (g["model"]["target"], g["model"]["imgsz"], g["model"]["bits"]) == (espdl.parent.name, imgsz, bits)
     assert g["config"] == devicelog.kconfig_defaults()  # what the default sdkconfig compiles in
     # The frames it was made for are those the app embeds today, pixel for pixel (else the app falls back to the twin).
     assert set(g["frames"]) == set(g["images"]) == set(devicelog.APP_FRAMES)

@@ -351,3 +351,13 @@ def test_quantize_shows_progress_on_stderr_only(capfd, tmp_path, tiny_onnx, jpgs
     phases = [ln.split("]: ", 1)[1] for ln in err.replace("\r", "\n").splitlines() if ln.startswith("quantizing [")]
     assert any(p.startswith("calibration pass 1") for p in phases), err
     assert "writing model.espdl" in phases and any("model.native" in p for p in phases), phases
+
+
+def test_qat_epochs_and_lr_checked_before_the_export(capsys, no_model_load, tmp_path, jpgs):
+    out = tmp_path / "out"
+    base = ["qat", "--weights", "yolo11n-pose.yaml", "--imgsz", "96", "--target", "esp32s3", "--calib",
+            str(jpgs[0].parent), "--num-calib", "8", "--out", str(out)]
+    _fails(capsys, base + ["--epochs", "0"], "--epochs 0", "passes over the calibration images")
+    _fails(capsys, base + ["--lr", "5"], "--lr 5", "between 0 and 1")
+    _fails(capsys, base + ["--device", "tpu"], "--device 'tpu'", "cpu or cuda")
+    assert not out.exists()

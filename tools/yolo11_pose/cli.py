@@ -170,14 +170,11 @@ def _quant_kwargs(a) -> dict:
               int16_layers=int16_layers, seed=a.seed, error_report=a.error_report,
               export_test_values=a.export_test_values, recipe=a.recipe, int16_budget=a.int16_budget,
               device=a.device)
-    if a.cmd == "qat":
-        if not (0 < a.epochs <= 1000):
-            raise UserError(f"--epochs {a.epochs:g}: give the passes over the calibration images, e.g. {cfg.QAT_EPOCHS:g}")
-        if not (0 < a.lr < 1):
-            raise UserError(f"--lr {a.lr:g}: give a learning rate between 0 and 1, e.g. {cfg.QAT_LR:g}")
-        kw.update(finetune_epochs=a.epochs, finetune_lr=a.lr)
-    from .recipe import check_args
+    from .recipe import check_args, check_finetune
 
+    if a.cmd == "qat":
+        check_finetune(a.epochs, a.lr)
+        kw.update(finetune_epochs=a.epochs, finetune_lr=a.lr)
     check_args(a.recipe, a.int16_budget, a.device)
     return kw
 

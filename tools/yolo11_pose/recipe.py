@@ -105,6 +105,16 @@ def check_args(recipe: str, int16_budget: float | None, device: str, budget_kind
             raise UserError(f"--device {device}: torch sees no CUDA device here; drop --device or use cpu")
 
 
+def check_finetune(epochs: float | None, lr: float | None) -> None:
+    """`yolo11-pose qat`'s --epochs and --lr (None: not given)."""
+    from . import cfg
+
+    if epochs is not None and not (0 < float(epochs) <= 1000):
+        raise UserError(f"--epochs {epochs:g}: give the passes over the calibration images, e.g. {cfg.QAT_EPOCHS:g}")
+    if lr is not None and not (0 < float(lr) < 1):
+        raise UserError(f"--lr {lr:g}: give a learning rate between 0 and 1, e.g. {cfg.QAT_LR:g}")
+
+
 def int16_platform(target: str):
     from esp_ppq.api.espdl_interface import get_target_platform
 
@@ -369,12 +379,9 @@ def make_plan(recipe: str, onnx_path, target: str, bits: int, batches: list, int
     step on with these settings, whatever the recipe.
     """
     check_args(recipe, int16_budget, device, budget_kind)
+    check_finetune(finetune_epochs, finetune_lr)
     from . import cfg
 
-    if finetune_epochs is not None and not (0 < float(finetune_epochs) <= 1000):
-        raise UserError(f"--epochs {finetune_epochs}: give a number of passes over the calibration images, > 0")
-    if finetune_lr is not None and not (0 < float(finetune_lr) < 1):
-        raise UserError(f"--lr {finetune_lr}: give a learning rate between 0 and 1 (default {cfg.QAT_LR:g})")
     limit_malloc_growth()
     import_ppq()
     t0 = time.time()

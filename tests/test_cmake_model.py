@@ -152,7 +152,7 @@ def test_custom_file_to_partition(tmp_path):
     shutil.copy(src, tmp_path / "main" / "mine.espdl")
     cfg = {"MODEL_CUSTOM_FILE": "y", "MODEL_FILE": "main/mine.espdl", "MODEL_LOCATION_FLASH_PARTITION": "y",
            "MODEL_PARTITION_LABEL": "nn"}
-    configure_ok(tmp_path, cfg, target="esp32s3", extra={"STUB_PARTITIONS": "nvs=0x6000;nn=0x400000"})
+    configure_ok(tmp_path, cfg, target="esp32s3", extra={"STUB_PARTITIONS": "nvs=0x6000;nn=0x600000"})
     model = tmp_path / "build" / "yolo11_pose" / "yolo11_pose.espdl"
     assert calls(tmp_path) == [["esptool_py_flash_to_partition", "flash", "nn", str(model)]]
     build(tmp_path, "flash")  # `idf.py flash` must first produce the file it writes

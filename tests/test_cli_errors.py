@@ -266,6 +266,16 @@ def test_eval_max_images_zero(capsys, no_model_load, tmp_path):
                     "--max-images", "0"], "--max-images 0", "1 or more")
 
 
+def test_eval_and_predict_device_checked_before_loading(capsys, no_model_load, tmp_path, jpgs):
+    import torch
+
+    for argv in (["eval", "--model", "m.pt", "--images", str(tmp_path), "--annotations", "a.json"],
+                 ["predict", "--model", "m.pt", "--image", str(jpgs[0])]):
+        _fails(capsys, argv + ["--device", "tpu"], "--device 'tpu'", "cpu or cuda")
+        if not torch.cuda.is_available():
+            _fails(capsys, argv + ["--device", "cuda:0"], "--device cuda:0", "no CUDA device", "use cpu")
+
+
 def test_unquoted_calibration_glob_gets_a_hint(capsys, tmp_path, jpgs):
     """What the shell makes of `--calib imgs/*.jpg`: one path for --calib, the rest left over."""
     err = _fails(capsys, ["quantize", "--onnx", "m.onnx", "--target", "esp32p4", "--calib", *map(str, jpgs),

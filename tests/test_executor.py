@@ -107,6 +107,21 @@ def test_reproduces_espdl_c_kernels_bit_for_bit(archive, executors):
         assert diff == 0, f"{archive} {name}: {diff} of {q.size} values differ from ESP-DL's kernels"
 
 
+@pytest.mark.parametrize("archive", ["p4_v1_esp-dl-bus.npz", "s3_v2_esp-dl-bus.npz"])
+def test_gemm_convolutions_reproduce_espdl_c_kernels(archive):
+    """`--device cuda` runs convolutions as float64 GEMMs (no cuDNN algorithm is exact); the same code on the CPU
+    must give ESP-DL's outputs value for value, with both chips' rounding rules."""
+    from yolo11_pose.executor import Executor
+
+    _manifest()
+    key = archive[:5]
+    d = np.load(OUTPUTS / archive)
+    outs = Executor(REF_FILES[key], target=CHIP[key[:2]], gemm_device="cpu").run(d["input"])
+    for name in NAMES:
+        diff = int((outs[name][0] != d[name]).sum())
+        assert diff == 0, f"{archive} {name}: {diff} of {d[name].size} values differ from ESP-DL's kernels"
+
+
 def _iou(a, b) -> float:
     x1, y1 = max(a[0], b[0]), max(a[1], b[1])
     x2, y2 = min(a[2], b[2]), min(a[3], b[3])
@@ -315,26 +330,27 @@ def test_int16_conv_is_exact_integer_arithmetic(tmp_path_factory, shared):
     next(la for la in m.layers if la.op_type == "LUT").attributes["int16_lut_step"] = 64
     assert "LUT.int16_lut_step" in analyze(m)["unreadable"]
 
-    ex = Executor(out / "model.espdl")
-    x, _ = device_input(load_rgb(SHARED / "data" / "samples" / "esp-dl-bus.jpg"), 96, 96, ex._exp("images"), 16,
-                        ex.rounding)
-    env = ex.run(x[None], keep=True)
-    conv = ex.graph.nodes[0]
-    assert conv.op == "Conv" and conv.attrs["quant_type"] == "S16"
     from yolo11_pose.executor import unpack_filter
 
-    c = ex.graph.consts[conv.inputs[1]]
-    w = unpack_filter(c.value, c.layout, False, 8).astype(object)  # [N, kh, kw, C]
-    bias = ex.graph.consts[conv.inputs[2]].value.astype(object)
-    inp = np.pad(x.astype(object), ((1, 1), (1, 1), (0, 0)))
-    got, out_e = env[conv.outputs[0]]
-    in_e = ex._exp("images")
-    rng = np.random.default_rng(1)
-    for _ in range(300):  # random output positions and channels
-        oy, ox, n = (int(rng.integers(0, got.shape[1])), int(rng.integers(0, got.shape[2])),
-                     int(rng.integers(0, got.shape[3])))
-        patch = inp[2 * oy:2 * oy + 3, 2 * ox:2 * ox + 3, :]
-        acc = int((patch * w[n]).sum()) + int(bias[n])
-        shift = out_e - c.exponents[n] - in_e
-        want = max(-32768, min(32767, round(Fraction(acc, 2 ** shift))))
-        assert int(got[0, oy, ox, n]) == want, (oy, ox, n)
+    for gemm_device in (None, "cpu"):  # oneDNN convolutions, and the GEMMs that `--device cuda` runs
+        ex = Executor(out / "model.espdl", gemm_device=gemm_device)
+        x, _ = device_input(load_rgb(SHARED / "data" / "samples" / "esp-dl-bus.jpg"), 96, 96, ex._exp("images"), 16,
+                            ex.rounding)
+        env = ex.run(x[None], keep=True)
+        conv = ex.graph.nodes[0]
+        assert conv.op == "Conv" and conv.attrs["quant_type"] == "S16"
+        c = ex.graph.consts[conv.inputs[1]]
+        w = unpack_filter(c.value, c.layout, False, 8).astype(object)  # [N, kh, kw, C]
+        bias = ex.graph.consts[conv.inputs[2]].value.astype(object)
+        inp = np.pad(x.astype(object), ((1, 1), (1, 1), (0, 0)))
+        got, out_e = env[conv.outputs[0]]
+        in_e = ex._exp("images")
+        rng = np.random.default_rng(1)
+        for _ in range(300):  # random output positions and channels
+            oy, ox, n = (int(rng.integers(0, got.shape[1])), int(rng.integers(0, got.shape[2])),
+                         int(rng.integers(0, got.shape[3])))
+            patch = inp[2 * oy:2 * oy + 3, 2 * ox:2 * ox + 3, :]
+            acc = int((patch * w[n]).sum()) + int(bias[n])
+            shift = out_e - c.exponents[n] - in_e
+            want = max(-32768, min(32767, round(Fraction(acc, 2 ** shift))))
+            assert int(got[0, oy, ox, n]) == want, (gemm_device, oy, ox, n)

@@ -70,6 +70,9 @@ def _add_twin_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default=ENGINES[0], choices=ENGINES,
                    help="espdl (default): run the file with ESP-DL's integer semantics; ppq: ESP-PPQ's simulation "
                         "of a build folder's graph, as a cross-check")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (default) or cuda[:N]: .pt models and the espdl engine's convolutions (exact float64 "
+                        "GEMMs) run there; .onnx and --engine ppq stay on the CPU")
 
 
 def _add_branch_arg(p: argparse.ArgumentParser) -> None:
@@ -213,8 +216,11 @@ def _cmd_inspect(a) -> int:
 def _cmd_predict(a) -> int:
     from .twin import predict_command
 
+    from .recipe import check_device
+
     # Everything the run needs is checked before the model loads (tens of seconds) and before any PNG is written.
     cfg.check_thresholds(a.conf, a.iou, a.kpt_thr, a.max_det)
+    check_device(a.device)
     missing = [i for i in a.image if not Path(i).is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -236,6 +242,9 @@ def _cmd_predict(a) -> int:
 
 def _cmd_eval(a) -> int:
     from .evaluate import eval_command
+    from .recipe import check_device
+
+    check_device(a.device)
 
     if a.report and Path(a.report).exists() and not Path(a.report).is_dir():
         raise UserError(f"--report {a.report} is a file; give a folder for eval.json, eval.md and eval.png")

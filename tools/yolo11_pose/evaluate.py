@@ -151,7 +151,7 @@ def split_target(spec: str, target: str | None = None) -> tuple[str, str | None]
 
 def evaluate(models: list[str], images: str, annotations: str | None = None, imgsz: int | None = None,
              against_float: str | None = None, max_images: int | None = None, log=print, engine: str = "espdl",
-             target: str | None = None) -> list[dict]:
+             target: str | None = None, device: str = "cpu") -> list[dict]:
     from .twin import load_model
 
     if annotations is None and against_float is None:
@@ -161,14 +161,14 @@ def evaluate(models: list[str], images: str, annotations: str | None = None, img
     loaded = []
     for m in models:
         spec, tgt = split_target(m, target)
-        loaded.append(load_model(spec, imgsz, engine=engine, target=tgt))
+        loaded.append(load_model(spec, imgsz, engine=engine, target=tgt, device=device))
     size = imgsz or next((m.imgsz for m in loaded if m.kind == "int twin"), loaded[0].imgsz)
     for spec, m in zip(models, loaded):
         if m.imgsz != size:
             raise UserError(f"{spec} runs at {m.imgsz} but the others at {size}; compare models of one input size")
     rows = []
     if against_float:
-        ref = load_model(against_float, size)
+        ref = load_model(against_float, size, device=device)
         if ref.kind == "int twin":
             raise UserError(f"--against-float needs a float model (.pt or .onnx), not the build {against_float}")
         items = folder_images(images, max_images) if annotations is None else \
@@ -239,7 +239,8 @@ def write_report(rows: list[dict], out_dir: str | Path, title: str) -> None:
 
 def eval_command(a) -> int:
     rows = evaluate(a.model, a.images, a.annotations, a.imgsz, a.against_float, a.max_images,
-                    engine=getattr(a, "engine", "espdl"), target=getattr(a, "target", None))
+                    engine=getattr(a, "engine", "espdl"), target=getattr(a, "target", None),
+                    device=getattr(a, "device", "cpu"))
     print(format_table(rows))
     if a.report:
         what = f"against {a.against_float}" if a.against_float else Path(a.annotations).name

@@ -330,11 +330,14 @@ class Executor:
     ``target`` picks the rounding rule (ESP32-P4 half even, ESP32-S3 half up); files that record their chip may
     omit it. ``matmul_layout``: ``"espdl-3.3.9"`` reads every MatMul right operand as packed (what ESP-DL 3.3.9
     does), ``"attribute"`` honours ESP-PPQ 1.3.12's ``input1_layout`` (what later ESP-DL releases are meant to do).
+    ``gemm_device`` (e.g. ``"cuda"``): convolutions become float64 GEMMs on that torch device (see ``_gemm_conv``);
+    None: oneDNN convolutions on the CPU.
     """
 
     def __init__(self, model: str | Path | EspdlGraph, target: str | None = None,
-                 matmul_layout: str = "espdl-3.3.9"):
+                 matmul_layout: str = "espdl-3.3.9", gemm_device: str | None = None):
         self.graph = model if isinstance(model, EspdlGraph) else load_graph(model)
+        self.gemm_device = gemm_device
         target = target or self.graph.target
         if target not in TARGET_ROUNDING:
             raise ExecutorError(f"{self.graph.path} does not record its chip: give the target (esp32p4 or esp32s3)"
@@ -483,9 +486,14 @@ class Executor:
             self._torch_w[key] = torch.from_numpy(np.ascontiguousarray(w.transpose(0, 3, 1, 2))).to(xt.dtype).to(
                 memory_format=torch.channels_last)
         plan = self._conv_plan(nd, ins, n, dt, xt.dtype)
-        acc = F.conv2d(xt, self._torch_w[key], bias=plan["conv_bias"], stride=strides, padding=padding,
-                       dilation=dil, groups=group)
-        acc = acc.permute(0, 2, 3, 1)  # NHWC again (contiguous: the conv wrote channels-last)
+        if self.gemm_device is None:
+            acc = F.conv2d(xt, self._torch_w[key], bias=plan["conv_bias"], stride=strides, padding=padding,
+                           dilation=dil, groups=group)
+            acc = acc.permute(0, 2, 3, 1)  # NHWC again (contiguous: the conv wrote channels-last)
+        else:
+            acc = self._gemm_conv(xt, nd.inputs[1], w, strides, padding, dil, depthwise)
+            if plan["conv_bias"] is not None:
+                acc = acc + plan["conv_bias"].to(acc.dtype)
         if acc.dtype != plan["dtype"]:
             acc = acc.to(plan["dtype"])
         if plan["bias"] is not None:
@@ -497,6 +505,30 @@ class Executor:
         v = v.round_() if self.rounding == "half_even" else v.add_(0.5).floor_()
         v = v.clamp_(plan["lo"], plan["hi"])
         return [v.to(torch.int8 if dt == "int8" else torch.int16).numpy()]
+
+    def _gemm_conv(self, xt, key: str, w: np.ndarray, strides, padding, dil, depthwise: bool):
+        """NHWC float64 accumulators of a convolution as im2col GEMMs on ``gemm_device``. Every product and partial
+        sum is an integer below 2**53, so any summation order gives the C kernels' integer sums; GPU convolution
+        algorithms (TF32, Winograd, FFT) would not, hence no cuDNN convolution here."""
+        import torch
+        import torch.nn.functional as F
+
+        n, kh, kw, _ = w.shape
+        wkey = (key, "gemm")
+        if wkey not in self._torch_w:
+            wt = torch.from_numpy(np.ascontiguousarray(w.transpose(0, 3, 1, 2))).to(torch.float64)
+            self._torch_w[wkey] = wt.reshape(n, -1).to(self.gemm_device)
+        wt = self._torch_w[wkey]
+        x = xt.to(device=self.gemm_device, dtype=torch.float64)
+        b, c, h, wd = x.shape
+        oh = (h + 2 * padding[0] - dil[0] * (kh - 1) - 1) // strides[0] + 1
+        ow = (wd + 2 * padding[1] - dil[1] * (kw - 1) - 1) // strides[1] + 1
+        cols = F.unfold(x, (kh, kw), dilation=dil, padding=padding, stride=strides)  # B x C*kh*kw x L, C-major
+        if depthwise:
+            acc = (cols.view(b, c, kh * kw, -1) * wt.view(1, n, kh * kw, 1)).sum(2)
+        else:
+            acc = wt @ cols
+        return acc.view(b, n, oh, ow).permute(0, 2, 3, 1).contiguous().cpu()
 
     def _conv_plan(self, nd: Node, ins, n: int, dt: str, conv_dtype) -> dict:
         """What requantizes one conv's accumulators, worked out once per node: (acc + bias) * 2**-shift, rounded by

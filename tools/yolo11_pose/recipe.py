@@ -96,6 +96,11 @@ def check_args(recipe: str, int16_budget: float | None, device: str, budget_kind
         raise UserError(f"unknown int16 budget kind {budget_kind!r}; use one of {', '.join(BUDGET_KINDS)}")
     if int16_budget is not None and not (0.0 <= float(int16_budget) <= 1.0):
         raise UserError(f"--int16-budget {int16_budget} must be a share between 0 and 1 (e.g. 0.1 for 10 % of MACs)")
+    check_device(device)
+
+
+def check_device(device: str) -> None:
+    """--device of every command that takes one: cpu, or a CUDA device torch can see."""
     if device != "cpu" and not str(device).startswith("cuda"):
         raise UserError(f"--device {device!r}: use cpu or cuda (cuda:N)")
     if str(device).startswith("cuda"):

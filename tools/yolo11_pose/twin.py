@@ -43,7 +43,7 @@ class Model:
 class TorchModel(Model):
     kind = "float .pt"
 
-    def __init__(self, weights: str, imgsz: int, branch: str | None = None):
+    def __init__(self, weights: str, imgsz: int, branch: str | None = None, device: str = "cpu"):
         import torch
 
         from .export import check_imgsz, load_pose_model, prepare_for_export
@@ -52,14 +52,16 @@ class TorchModel(Model):
         self.name = Path(weights).name
         self.model, kpt_shape, _ = prepare_for_export(load_pose_model(weights, branch))
         self.head = self.model.pose_head
+        self.model.to(device)
+        self.device = device
         self.kpt_shape = kpt_shape
         self._torch = torch
 
     def raw(self, rgb):
         x, lb = float_input(rgb, self.imgsz, self.imgsz)
         with self._torch.no_grad():
-            ys = self.model(self._torch.from_numpy(x))
-        return nchw_to_nhwc({n: y.numpy() for n, y in zip(self.head.output_names, ys)}), lb
+            ys = self.model(self._torch.from_numpy(x).to(self.device))
+        return nchw_to_nhwc({n: y.cpu().numpy() for n, y in zip(self.head.output_names, ys)}), lb
 
 
 class OnnxModel(Model):
@@ -100,7 +102,7 @@ class Twin(Model):
     kind = "int twin"
 
     def __init__(self, spec: str | Path, post: str = "cpp", engine: str = "espdl", target: str | None = None,
-                 matmul_layout: str = "espdl-3.3.9"):
+                 matmul_layout: str = "espdl-3.3.9", device: str = "cpu"):
         if post not in ("cpp", "python"):
             raise ValueError("post must be 'cpp' or 'python'")
         if engine not in ENGINES:
@@ -145,7 +147,7 @@ class Twin(Model):
             if target is None:
                 raise UserError(f"{espdl} does not record its chip; give --target esp32p4 or --target esp32s3 (it "
                                 "decides the rounding rule)")
-            self.ex = Executor(graph, target, matmul_layout)
+            self.ex = Executor(graph, target, matmul_layout, gemm_device=None if device == "cpu" else device)
             inp = graph.inputs[0]
             if len(inp.shape) != 4 or inp.shape[0] != 1 or inp.shape[3] != 3 or inp.shape[1] != inp.shape[2]:
                 raise UserError(f"{espdl}: input {inp.name} is {inp.shape}; a pose model takes 1xNxNx3 (NHWC)")
@@ -221,12 +223,14 @@ def _parse_kpt(text):
 
 
 def load_model(spec: str, imgsz: int | None = None, post: str = "cpp", engine: str = "espdl",
-               target: str | None = None) -> Model:
+               target: str | None = None, device: str = "cpu") -> Model:
+    """``device`` (cpu, cuda[:N]) runs a .pt and the executor's convolutions there; ONNX Runtime and ESP-PPQ's
+    executor (engine ppq) stay on the CPU."""
     p = Path(spec)
     if p.is_dir() or p.suffix == ".espdl":
         if not p.exists():
             raise UserError(f"model {spec} not found")
-        m = Twin(p, post, engine=engine, target=target)
+        m = Twin(p, post, engine=engine, target=target, device=device)
         if imgsz and imgsz != m.imgsz:
             raise UserError(f"{spec} takes {m.imgsz}x{m.imgsz} input, not {imgsz}; drop --imgsz")
         return m
@@ -235,7 +239,7 @@ def load_model(spec: str, imgsz: int | None = None, post: str = "cpp", engine: s
             raise UserError(f"ONNX model {spec} not found")
         return OnnxModel(spec)
     if p.suffix in (".pt", ".yaml", ".yml"):
-        return TorchModel(spec, imgsz or 640)
+        return TorchModel(spec, imgsz or 640, device=device)
     raise UserError(f"model {spec}: give a .pt checkpoint, an .onnx file, an .espdl file or a build folder")
 
 
@@ -286,7 +290,8 @@ def predict_command(a) -> int:
     from tqdm import tqdm
 
     raw_dir = Path(a.save_outputs) if getattr(a, "save_outputs", None) else None
-    model = load_model(a.model, a.imgsz, engine=getattr(a, "engine", "espdl"), target=getattr(a, "target", None))
+    model = load_model(a.model, a.imgsz, engine=getattr(a, "engine", "espdl"), target=getattr(a, "target", None),
+                       device=getattr(a, "device", "cpu"))
     if raw_dir and not isinstance(model, Twin):
         raise UserError("--save-outputs writes the device's integer tensors: give an .espdl file or a build folder")
     save = Path(a.save_dir) if a.save_dir else None

@@ -223,6 +223,42 @@ def test_finetune_moves_integer_weights_and_lowers_output_noise(onnx128, batches
     assert moved > 100, f"only {moved} exported weight integers changed"
 
 
+@pytest.mark.parametrize("target", ["esp32s3", "esp32p4"])  # per-tensor half up; per-channel half even
+def test_fast_fake_quant_gives_esp_ppq_values_and_gradients(onnx128, batches, target):
+    """The fine-tuning's fake quantization against ESP-PPQ's own quantization functions on a real quantized graph:
+    the same outputs and the same weight gradients, value for value (int16 layers included)."""
+    import torch
+    from esp_ppq.executor import TorchExecutor
+
+    from yolo11_pose.finetune import _graph_params, fast_fake_quant
+    from yolo11_pose.recipe import int16_platform
+
+    setting = _fast_setting()
+    for name in ("/model.0/conv/Conv", "/model.0/conv/Conv/Swish"):  # the stem in int16, as the accurate recipe may
+        setting.dispatching_table.append(name, int16_platform(target))
+    g = _quantize(onnx128, batches, setting, target)
+    x = torch.cat(list(batches))[:2]
+    params = _graph_params(g)
+    runs = []
+    for fast in (False, True):
+        ex = TorchExecutor(g, device="cpu")
+        if fast:
+            assert fast_fake_quant(ex, g) > 200
+        for v in params:
+            v.value.requires_grad_(True)
+            v.value.grad = None
+        ys = ex.forward_with_gradient(x, output_names=list(g.outputs))
+        sum((y.double() ** 2).sum() for y in ys).backward()
+        runs.append(([y.detach().clone() for y in ys], [v.value.grad.clone() for v in params]))
+        for v in params:
+            v.value.requires_grad_(False)
+            v.value.grad = None
+    (y0, g0), (y1, g1) = runs
+    assert all(torch.equal(a, b) for a, b in zip(y0, y1))
+    assert sum(int((a != 0).sum()) for a in g0) > 1000  # the gradients reach the weights...
+    assert all(torch.equal(a, b) for a, b in zip(g0, g1))  # ...and are ESP-PPQ's
+
+
 def test_finetune_that_makes_things_worse_is_undone(onnx128, batches):
     from yolo11_pose.export import onnx_meta
     from yolo11_pose.finetune import distill

@@ -40,6 +40,62 @@ def _graph_params(graph):
     return out
 
 
+def fast_fake_quant(executor, graph) -> int:
+    """Register on `executor` a fake quantization for every static linear config of `graph` that gives ESP-PPQ's own
+    values and gradients (per-tensor: straight-through inside the range, zero where it clips; per-channel: straight
+    through), with in-place arithmetic and the clip mask saved in the forward pass. ESP-PPQ's functions allocate a
+    tensor per step and re-derive the mask in the backward pass: with them the fake quantization took ~60 % of a
+    training step at 640 on the CPU. Returns how many configs were registered."""
+    import torch
+    from esp_ppq.core import QuantizationProperty, RoundingPolicy
+    from esp_ppq.executor.torch import TorchQuantizeDelegator
+    from esp_ppq.IR import QuantableOperation
+
+    half_up = {RoundingPolicy.ROUND_HALF_EVEN: False, RoundingPolicy.ROUND_HALF_UP: True}
+
+    class LinearFakeQuant(torch.autograd.Function):
+        """ESP-PPQ's linear quantization, operation for operation: round(x / s) + offset, clamp, (- offset) * s."""
+
+        @staticmethod
+        def forward(ctx, x, scale, offset, qmin, qmax, up, masked):
+            scale, offset = scale.to(x.device), offset.to(x.device)
+            v = x / scale
+            v = v.add_(0.5).floor_() if up else v.round_()
+            v = v.add_(offset)
+            c = v.clamp(qmin, qmax)
+            ctx.masked = masked
+            if masked:
+                ctx.save_for_backward(c == v)
+            return c.sub_(offset).mul_(scale)
+
+        @staticmethod
+        def backward(ctx, dy):
+            dx = dy * ctx.saved_tensors[0] if ctx.masked else dy
+            return dx, None, None, None, None, None, None
+
+    class Delegate(TorchQuantizeDelegator):
+        def __call__(self, tensor, config):
+            if config.policy.has_property(QuantizationProperty.PER_CHANNEL):
+                shape = [-1 if a == config.channel_axis else 1 for a in range(tensor.ndim)]
+                return LinearFakeQuant.apply(tensor, config.scale.view(shape), config.offset.view(shape),
+                                              config.quant_min, config.quant_max, half_up[config.rounding], False)
+            return LinearFakeQuant.apply(tensor, config.scale, config.offset, config.quant_min, config.quant_max,
+                                          half_up[config.rounding], True)
+
+    delegate, n = Delegate(), 0
+    for op in graph.operations.values():
+        if not isinstance(op, QuantableOperation):
+            continue
+        for cfg in [*op.config.input_quantization_config, *op.config.output_quantization_config]:
+            pol = cfg.policy
+            if (pol.has_property(QuantizationProperty.LINEAR) and not pol.has_property(QuantizationProperty.DYNAMIC)
+                    and cfg.rounding in half_up and (pol.has_property(QuantizationProperty.PER_TENSOR)
+                                                     or pol.has_property(QuantizationProperty.PER_CHANNEL))):
+                executor.register_quantize_delegate(cfg, delegate)
+                n += 1
+    return n
+
+
 class PoseDistillLoss:
     """The loss of the module docstring, for one head contract's outputs.
 
@@ -109,6 +165,7 @@ def distill(graph, images, head, *, epochs: float, lr: float, device: str = "cpu
     names = list(graph.outputs)
     loss_fn = PoseDistillLoss(head, names)
     ex = TorchExecutor(graph, device=device)
+    fast_fake_quant(ex, graph)
     quantable = [op for op in graph.operations.values() if isinstance(op, QuantableOperation)]
 
     def teacher(x):

@@ -228,10 +228,13 @@ class OutputNoise:
         from esp_ppq.executor import TorchExecutor
         from esp_ppq.IR import QuantableOperation
 
+        from .finetune import fast_fake_quant
+
         self.graph, self.device = graph, device
         self.xs = [x.float().to(device) for x in xs]
         self.outputs = list(graph.outputs)
         self.executor = TorchExecutor(graph, device=device)
+        fast_fake_quant(self.executor, graph)  # ESP-PPQ's values, 2-3x faster
         self.quantable = [op for op in graph.operations.values() if isinstance(op, QuantableOperation)]
         for op in self.quantable:
             op.dequantize()

@@ -10,8 +10,7 @@ brings the outputs closer to the float model's. The loss is what a pose detector
   (the boxes and keypoints of anchors that find nobody are never decoded).
 
 No labels: the teacher is the same graph with quantization switched off. Held-out calibration images measure the
-loss before, after each pass over the training images and at the end; the weights kept are those with the lowest
-held-out loss, the original ones if nothing beat them.
+loss before and after; the trained weights are kept only when it went down.
 """
 from __future__ import annotations
 
@@ -202,10 +201,6 @@ def distill(graph, images, head, *, epochs: float, lr: float, device: str = "cpu
     while len(order) < n_steps:
         order += torch.randperm(len(train), generator=gen).tolist()
     order = order[:n_steps]
-    # Runs of several passes measure the held-out loss after each pass and keep the best (255 images can be overfit).
-    pass_ends = {min(n_steps, int(round((k + 1) * len(train)))) for k in range(math.ceil(epochs) - 1)}
-    best = {"loss": before, "parts": before_parts, "step": 0, "state": None}
-    checkpoints = []
     for v in params:
         v.value.requires_grad_(True)
     opt = torch.optim.Adam([v.value for v in params], lr=lr)
@@ -232,30 +227,19 @@ def distill(graph, images, head, *, epochs: float, lr: float, device: str = "cpu
                 running = val if running is None else 0.9 * running + 0.1 * val
                 if (step + 1) % max(1, n_steps // 10) == 0 or step + 1 == n_steps:
                     log(f"fine-tune: step {step + 1}/{n_steps}, loss {running:.4f} ({time.time() - t0:.0f} s)")
-                if step + 1 in pass_ends:
-                    loss_now, parts_now = held_out_loss()
-                    checkpoints.append({"step": step + 1, "loss": round(loss_now, 5)})
-                    log(f"fine-tune: held-out loss {loss_now:.4f} after step {step + 1}")
-                    if loss_now < best["loss"]:
-                        best = {"loss": loss_now, "parts": parts_now, "step": step + 1,
-                                "state": [v.value.detach().clone() for v in params]}
     finally:
         for v in params:
             v.value.requires_grad_(False)
             v.value.grad = None
     after, after_parts = held_out_loss()
-    checkpoints.append({"step": n_steps, "loss": round(after, 5)})
-    if after < best["loss"]:
-        best = {"loss": after, "parts": after_parts, "step": n_steps, "state": None}
-    elif best["step"] < n_steps:  # an earlier pass, or (never ship what made the held-out images worse) none
+    kept = after < before
+    if not kept:  # never ship a fine-tune that made the held-out images worse
         with torch.no_grad():
-            for v, b in zip(params, best["state"] or backup):
+            for v, b in zip(params, backup):
                 v.value.copy_(b)
-    kept = best["step"] > 0
-    what = "discarded (no better)" if not kept else "kept" if best["step"] == n_steps else \
-        f"kept the weights of step {best['step']}"
-    log(f"fine-tune: held-out loss {after:.4f} after; {what} ({time.time() - t0:.0f} s)")
+    log(f"fine-tune: held-out loss {after:.4f} after; {'kept' if kept else 'discarded (no better)'} "
+        f"({time.time() - t0:.0f} s)")
     return {"epochs": epochs, "lr": lr, "steps": n_steps, "train_images": len(train), "held_out_images": len(ev),
-            "params": len(params), "loss_before": round(before, 5), "loss_after": round(best["loss"], 5),
-            "parts_before": before_parts, "parts_after": best["parts"], "kept": kept, "kept_step": best["step"],
-            "checkpoints": checkpoints, "seconds": round(time.time() - t0, 1)}
+            "params": len(params), "loss_before": round(before, 5), "loss_after": round(after, 5),
+            "parts_before": before_parts, "parts_after": after_parts, "kept": kept,
+            "seconds": round(time.time() - t0, 1)}

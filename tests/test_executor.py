@@ -319,16 +319,13 @@ def test_int16_conv_is_exact_integer_arithmetic(tmp_path_factory, shared):
 
     out = tmp_path_factory.mktemp("int16-96")
     build(str(WEIGHTS), 96, "esp32p4", 16, str(CALIB_LIST), 8, out, progress=False, log=lambda *_: None)
-    # The int16 Swish tables carry ESP-PPQ's `int16_lut_step`, which ESP-DL derives from the table length itself:
-    # harmless while both agree (so the file was published), a refusal when they do not.
-    from yolo11_pose.compat import analyze
+    # No int16 tables: ESP-DL 3.3.9 computes int16 Swish/Sigmoid in float and reads int16 tables only on LUT nodes,
+    # which no ESP-DL output we hold covers (recipe.base_setting, quantize: int16_lut_step=-1).
     from yolo11_pose.espdl import read_espdl
 
     m = read_espdl(out / "model.espdl")
-    info = analyze(m)
-    assert "LUT.int16_lut_step" in info["ignored_attributes"] and not info["unreadable"]
-    next(la for la in m.layers if la.op_type == "LUT").attributes["int16_lut_step"] = 64
-    assert "LUT.int16_lut_step" in analyze(m)["unreadable"]
+    assert not [la.name for la in m.layers if la.op_type == "LUT" or "lut" in la.attributes]
+    assert [la for la in m.layers if la.op_type == "Swish"]
 
     from yolo11_pose.executor import unpack_filter
 

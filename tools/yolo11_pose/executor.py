@@ -269,7 +269,21 @@ def _sat(v: np.ndarray, dtype: str) -> np.ndarray:
 
 def _expf(x: np.ndarray) -> np.ndarray:
     """expf as a correctly rounded float32 (computed in double, rounded once)."""
-    return np.exp(np.asarray(x, dtype=np.float32).astype(np.float64)).astype(np.float32)
+    with np.errstate(over="ignore"):  # expf overflows to inf, as C's does
+        return np.exp(np.asarray(x, dtype=np.float32).astype(np.float64)).astype(np.float32)
+
+
+def float_activation(op: str, q: np.ndarray, exp_in: int, exp_out: int, rounding: str, dtype: str) -> np.ndarray:
+    """ESP-DL's float path of Swish / Sigmoid on integers ``q`` (``forward_template``): ``temp = q * DL_SCALE(ei)``
+    in float; ``dl::math::sigmoid`` is ``1.0 / (1.0 + expf(-x))`` (a double division, returned as float); Swish
+    multiplies by ``temp`` in float; then ``round(temp * DL_RESCALE(eo))`` with the chip's rule, saturated."""
+    if op not in ("Swish", "Sigmoid"):
+        raise ExecutorError(f"{op} has no float path in this executor")
+    t = q.astype(np.float32) * np.float32(2.0 ** exp_in)
+    s = (1.0 / (1.0 + _expf(-t).astype(np.float64))).astype(np.float32)
+    y = s * t if op == "Swish" else s
+    y = y * np.float32(2.0 ** -exp_out)
+    return _sat(round_float(y, rounding).astype(np.int64), dtype)
 
 
 def _seq_sum(x: np.ndarray, axis: int) -> np.ndarray:
@@ -591,6 +605,11 @@ class Executor:
         x = ins[0]
         dt = self._dtype(nd.outputs[0], nd)
         lut = nd.attrs.get("lut")
+        if x.dtype == np.int16 and nd.op != "LUT":
+            # ESP-DL 3.3.9 dl_module_swish.hpp / dl_module_sigmoid.hpp ``deserialize``: the table is read only for
+            # int8 (``quant_type == QUANT_TYPE_SYMM_8BIT``); an int16 Swish/Sigmoid runs ``forward_template`` in
+            # float and the file's ``lut`` is ignored. Only an explicit LUT node reads an int16 table.
+            lut = None
         if isinstance(lut, str) and lut:
             c = self.graph.consts.get(lut)
             if c is None:
@@ -619,11 +638,13 @@ class Executor:
         if nd.op == "LUT":
             raise ExecutorError("LUT node without a lookup table")
         if x.dtype == np.int8 or x.dtype == np.int16:  # float path (dl_module_swish.hpp / sigmoid)
-            t = x.astype(np.float32) * np.float32(2.0 ** self._exp(nd.inputs[0]))
-            s = (1.0 / (1.0 + _expf(-t).astype(np.float64))).astype(np.float32)
-            y = s * t if nd.op == "Swish" else s
-            y = y * np.float32(2.0 ** -self._exp(nd.outputs[0]))
-            return [_sat(round_float(y, self.rounding).astype(np.int64), dt)]
+            # forward_template: every input value maps to one output, so evaluate all 256 / 65536 once and gather
+            key = (nd.op, str(x.dtype), self._exp(nd.inputs[0]), self._exp(nd.outputs[0]), dt)
+            if key not in self._filters:
+                bits = 8 if x.dtype == np.int8 else 16
+                v = np.arange(-(1 << (bits - 1)), 1 << (bits - 1), dtype=np.int64)
+                self._filters[key] = float_activation(nd.op, v, key[2], key[3], self.rounding, dt)
+            return [self._filters[key][x.astype(np.int64) - int(np.iinfo(x.dtype).min)]]
         raise ExecutorError(f"{nd.op} on {x.dtype} is not supported")
 
     def _add(self, nd: Node, ins):

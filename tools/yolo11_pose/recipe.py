@@ -130,6 +130,10 @@ def base_setting(bits: int, calib_algorithm: str | None):
     from esp_ppq.api.setting import QuantizationSettingFactory
 
     s = QuantizationSettingFactory.espdl_setting(num_of_bits=bits)
+    # ESP-PPQ 1.3.12 rewrites int16 activations into explicit int16 ``LUT`` nodes (EspdlLUTFusionPass). No ESP-DL
+    # output we hold as evidence covers an int16 LUT node, and which releases read which int16 tables is the version
+    # question of compat.py: int16 activations stay plain Swish/Sigmoid, computed in float on ESP-DL 3.3.9 (chipsim).
+    s.lut_optimization = False
     if bits == 8 and calib_algorithm:
         s.quantize_activation_setting.calib_algorithm = calib_algorithm
     return s

@@ -54,7 +54,10 @@ def build(project: Path, *targets: str) -> subprocess.CompletedProcess:
     args = ["cmake", "--build", str(project / "build")]
     for t in targets:
         args += ["--target", t]
-    r = subprocess.run(args, capture_output=True, text=True, check=False)
+    # Random-init YAML models at 96 px can come out of ESP-PPQ with a Concat whose inputs have different exponents
+    # (ESP-DL's Concat copies raw integers: the coverage gate refuses it); these tests are about CMake, not that.
+    env = {**os.environ, "YOLO11_POSE_ALLOW_UNVERIFIED_OPS": "1"}
+    r = subprocess.run(args, capture_output=True, text=True, check=False, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r
 
@@ -310,9 +313,11 @@ def test_regenerate_without_ml_packages_names_the_install_command(tmp_path):
     text = config_error(configure(proj, _regen_cfg(PYTHON=bare)))
     assert "Python packages missing: numpy" in text
     assert f'Install them with: "{bare}" -m pip install "{REPO}"' in text
-    # Same when it comes from ESP-IDF (no interpreter configured).
+    # Same when it comes from ESP-IDF (no interpreter configured), after the better way: an environment of its own
+    # set as the Python interpreter, rather than the ML stack inside ESP-IDF's environment.
     text = config_error(configure(proj, _regen_cfg(), python=str(bare)))
     assert f'"{bare}" -m pip install' in text
+    assert "ESP-IDF's Python" in text and -1 < text.index("'Python interpreter'") < text.index("Install them with")
 
 
 def test_regenerate_missing_ml_packages_listed(tmp_path):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import coverage
 from .espdl import EspdlError, _attribute, _Corrupt, _fbs, _ints, _n, _s, graph_tensors, open_graph
 from .preprocess import TARGET_ROUNDING
 
@@ -349,7 +350,8 @@ class Executor:
     """
 
     def __init__(self, model: str | Path | EspdlGraph, target: str | None = None,
-                 matmul_layout: str = "espdl-3.3.9", gemm_device: str | None = None):
+                 matmul_layout: str = "espdl-3.3.9", gemm_device: str | None = None,
+                 allow_unverified: bool | None = None):
         self.graph = model if isinstance(model, EspdlGraph) else load_graph(model)
         self.gemm_device = gemm_device
         target = target or self.graph.target
@@ -380,6 +382,9 @@ class Executor:
             qt = nd.attrs.get("quant_type", "S8")
             if qt not in _QTYPE:
                 raise ExecutorError(f"node {nd.name!r} ({nd.op}): quant_type {qt!r} is not supported")
+        # arithmetic no ESP-DL output covers is refused unless opted in (coverage.py); what was let through is kept
+        allow = coverage.allowed() if allow_unverified is None else allow_unverified
+        self.unverified = coverage.check(self.graph, target, allow=allow)
 
     # -- helpers ---------------------------------------------------------------------------------------------
     @property

@@ -182,9 +182,23 @@ except Exception as e:
     else()
         set(why "it cannot be run (${rc})")
     endif()
+    if("${CONFIG_YOLO11_POSE_PYTHON}" STREQUAL "")
+        # ESP-IDF's own interpreter: offer an environment of their own first, rather than ~3 GB of ML packages in
+        # the environment ESP-IDF's installer manages.
+        set(venv "$ENV{HOME}/yolo11-pose-venv")
+        if("$ENV{HOME}" STREQUAL "")
+            set(venv "yolo11-pose-venv")
+        endif()
+        _yolo11_pose_fail("regenerating the model needs PyTorch, Ultralytics and ESP-PPQ, but ESP-IDF's Python "
+                          "(${python}) has not: ${why}. Best, give them an environment of their own: python3 -m venv "
+                          "\"${venv}\" && \"${venv}/bin/python\" -m pip install \"${_YOLO11_POSE_COMPONENT_DIR}\", "
+                          "then set 'Python interpreter' in ${_YOLO11_POSE_MENU} > Model regeneration to "
+                          "${venv}/bin/python. Install them with: ${install}  to put them (about 3 GB with PyTorch) "
+                          "into ESP-IDF's environment instead; or choose the prebuilt model")
+    endif()
     _yolo11_pose_fail("regenerating the model needs PyTorch, Ultralytics and ESP-PPQ in ${python}, but ${why}. "
                       "Install them with: ${install}  (or set 'Python interpreter' in ${_YOLO11_POSE_MENU} > Model "
-                      "regeneration, or choose the prebuilt model)")
+                      "regeneration to another environment, or choose the prebuilt model)")
 endfunction()
 
 # Adds the custom command that runs `yolo11-pose build`; sets ${out_model} (a byproduct, rewritten only when the
@@ -421,9 +435,15 @@ function(_yolo11_pose_model_setup)
         endif()
         partition_table_get_partition_info(part_size "--partition-name ${label}" "size")
         if("${part_size}" STREQUAL "")
+            # Suggest the model's size plus 5 % in 64 KB steps (a regenerated model: the largest shipped one, 5.15 MB).
+            set(suggest 5440K)
+            if(NOT known_size STREQUAL "")
+                math(EXPR suggest "(${known_size} * 105 / 100 + 65535) / 65536 * 64")
+                set(suggest "${suggest}K")
+            endif()
             _yolo11_pose_fail("the partition table has no partition labelled '${label}'; add one (e.g. "
-                              "`${label}, data, spiffs, , 4M,` in partitions.csv) or fix "
-                              "CONFIG_YOLO11_POSE_MODEL_PARTITION_LABEL")
+                              "`${label}, data, spiffs, , ${suggest},` in partitions.csv, the model and 5 %) or "
+                              "fix CONFIG_YOLO11_POSE_MODEL_PARTITION_LABEL")
         endif()
         math(EXPR part_size "${part_size}")
         if(NOT known_size STREQUAL "" AND known_size GREATER part_size)

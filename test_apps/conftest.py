@@ -25,8 +25,8 @@ TARGET_MARKERS = ("esp32p4", "esp32s3", "linux")
 DEFAULT_CONFIG = "default"
 
 
-def _in_test_apps(item) -> bool:
-    return HERE in Path(str(item.fspath)).resolve().parents
+def _in_test_apps(item, root: Path = HERE) -> bool:
+    return root in Path(str(item.fspath)).resolve().parents
 
 
 def _item_targets(item) -> set[str]:
@@ -44,18 +44,23 @@ def _qemu_requested(config) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    # conftest hooks see the whole session's items: leave everything outside test_apps/ alone.
+    select_items(config, items, HERE)
+
+
+def select_items(config, items, root: Path) -> None:
+    """The rules above for the board tests under root (examples/conftest.py applies them to the examples)."""
+    # conftest hooks see the whole session's items: leave everything outside root alone.
     target = _requested_target(config)
     qemu = _qemu_requested(config)
     keep, drop = [], []
     for item in items:
-        if not _in_test_apps(item):
+        if not _in_test_apps(item, root):
             keep.append(item)
             continue
         if target is None:
             item.add_marker(pytest.mark.skip(
-                reason="needs a board or an ESP-IDF build: run `pytest test_apps --target esp32p4|esp32s3|linux "
-                       "--embedded-services esp,idf` after `idf-build-apps build` (see README)"))
+                reason="needs a board or an ESP-IDF build: run `pytest test_apps examples --target "
+                       "esp32p4|esp32s3|linux --embedded-services esp,idf` after `idf-build-apps build` (see README)"))
             keep.append(item)
         elif target in _item_targets(item) and (item.get_closest_marker("qemu") is not None) == qemu:
             # QEMU variants run only with the qemu service, board variants only without it.

@@ -354,8 +354,9 @@ def test_quantize_shows_progress_on_stderr_only(capfd, tmp_path, tiny_onnx, jpgs
     calib.mkdir()
     for i in range(8):
         (calib / f"{i}.jpg").write_bytes(jpgs[i % 3].read_bytes())
+    # a random-init model: ESP-PPQ may leave a Concat's inputs at different exponents, which the gate refuses
     assert main(["quantize", "--onnx", str(tiny_onnx), "--target", "esp32s3", "--calib", str(calib), "--num-calib",
-                 "8", "--out", str(tmp_path / "q")]) == 0
+                 "8", "--out", str(tmp_path / "q"), "--allow-unverified-ops"]) == 0
     out, err = capfd.readouterr()
     assert out.startswith("wrote ") and len(out.splitlines()) == 1, out
     phases = [ln.split("]: ", 1)[1] for ln in err.replace("\r", "\n").splitlines() if ln.startswith("quantizing [")]

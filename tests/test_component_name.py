@@ -75,8 +75,9 @@ def test_resolution_rule_is_what_the_check_assumes():
 def test_test_apps_and_examples_use_the_checkout_by_override_path():
     from idf_component_tools.build_system_tools import build_name
 
+    # core_unity compiles the portable core's sources itself (no ESP-DL, no model): it has no manifest.
     ymls = [*REPO.glob("test_apps/*/main/idf_component.yml"), *REPO.glob("examples/*/main/idf_component.yml")]
-    assert len(ymls) >= 3
+    assert len(ymls) >= 2
     for yml in ymls:
         deps = yaml.safe_load(yml.read_text())["dependencies"]
         (key,) = [k for k, v in deps.items() if isinstance(v, dict) and "override_path" in v]

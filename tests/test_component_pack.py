@@ -41,8 +41,10 @@ def expected_content() -> set[str]:
         top.add("CHANGELOG.md")
     models = {p.relative_to(REPO).as_posix() for p in REPO.glob("models/*/*")
               if p.name.endswith((".espdl", ".manifest.json"))}
+    # Less what serves this repository's CI only: sdkconfig.ci and the board tests (pytest_*.py, examples/conftest.py).
     examples = {p.relative_to(REPO).as_posix() for p in REPO.glob("examples/*/**/*")
-                if p.is_file() and p.name != "sdkconfig.ci" and "__pycache__" not in p.parts}
+                if p.is_file() and p.name != "sdkconfig.ci" and not p.name.startswith("pytest_")
+                and "__pycache__" not in p.parts}
     return top | _files("cmake") | _files("include") | _files("src") | _files("tools/yolo11_pose") | models | examples
 
 

@@ -61,6 +61,22 @@ def test_wheel_carries_the_bridge_sources_and_nothing_of_the_tests(wheel):
     assert not [n for n in names if n.startswith(("tests/", "yolo11_pose/host/stubs")) or "unit_tests" in n]
 
 
+def _see_this_environment(py: Path) -> None:
+    """Make the packages of the interpreter running the tests visible in the new venv, after its own.
+
+    `venv --system-site-packages` exposes the *base* interpreter's site-packages: run from inside a venv (the
+    README's setup), that is not where torch & co. are. A .pth file in the new venv adds this environment's
+    site-packages (a .pth line is a path appended to sys.path, after the new venv's own site-packages)."""
+    import site
+    import sysconfig
+
+    if sys.prefix == sys.base_prefix:
+        return  # a system interpreter: --system-site-packages already shows its packages
+    dirs = [d for d in dict.fromkeys([*site.getsitepackages(), sysconfig.get_paths()["purelib"]]) if Path(d).is_dir()]
+    r = _run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], timeout=120)
+    (Path(r.stdout.strip()) / "_outer_environment.pth").write_text("".join(f"{d}\n" for d in dirs))
+
+
 @pytest.fixture(scope="module")
 def venv(wheel, tmp_path_factory) -> tuple[Path, dict, Path]:
     """The wheel installed in a fresh venv (torch & co. from the system), run from a folder outside the checkout."""
@@ -68,6 +84,7 @@ def venv(wheel, tmp_path_factory) -> tuple[Path, dict, Path]:
     env_dir = tmp / "venv"
     _run([sys.executable, "-m", "venv", "--system-site-packages", env_dir], timeout=300)
     py = env_dir / "bin" / "python"
+    _see_this_environment(py)
     _run([py, "-m", "pip", "install", "--no-deps", "--no-index", wheel], timeout=300)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO11_POSE_", "PYTHON"))}
     env["YOLO11_POSE_HOST_BUILD"] = str(tmp / "host-build")  # a fresh build of the installed sources
@@ -79,8 +96,8 @@ def venv(wheel, tmp_path_factory) -> tuple[Path, dict, Path]:
 def test_installed_package_is_the_one_that_runs(venv):
     env_dir, env, cwd = venv
     r = _run([env_dir / "bin" / "python", "-c",
-              "import yolo11_pose, yolo11_pose.cpp as c; print(yolo11_pose.__file__); print(c.source_root()); "
-              "print(c.default_variant())"], env=env, cwd=cwd, timeout=120)
+              "import PIL, numpy, yolo11_pose, yolo11_pose.cpp as c; print(yolo11_pose.__file__); "
+              "print(c.source_root()); print(c.default_variant())"], env=env, cwd=cwd, timeout=120)
     pkg, root, variant = r.stdout.split()
     assert Path(pkg).is_relative_to(env_dir) and Path(root).is_relative_to(env_dir), r.stdout
     assert variant == "release"
@@ -100,7 +117,7 @@ def test_installed_predict_runs_the_twin_with_a_release_build(venv, build_p4_320
     assert len(poses) >= 3, r.stdout + r.stderr  # bus.jpg: four people
 
     # The bridge it built: the installed sources, optimized, no sanitizers.
-    out = Path(env["YOLO11_POSE_HOST_BUILD"] + "-release")
+    out = Path(env["YOLO11_POSE_HOST_BUILD"])  # exactly the folder named (not a "-release" sibling)
     cache = (out / "CMakeCache.txt").read_text()
     assert "CMAKE_BUILD_TYPE:STRING=Release" in cache and "YOLO11_POSE_SANITIZE:BOOL=OFF" in cache
     assert f"CMAKE_HOME_DIRECTORY:INTERNAL={env_dir}" in cache, "built from somewhere other than the installed package"

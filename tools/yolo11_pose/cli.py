@@ -1,4 +1,4 @@
-"""`yolo11-pose` command line: export, quantize, build, inspect, predict, eval."""
+"""`yolo11-pose` command line: export, quantize, build, qat, inspect, predict, eval."""
 from __future__ import annotations
 
 import argparse
@@ -31,7 +31,8 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message}; see `{self.prog} --help`")
 
 
-def _add_quant_args(p: argparse.ArgumentParser) -> None:
+def _add_quant_args(p: argparse.ArgumentParser, recipe: str | None = None) -> None:
+    """``recipe``: this command's default recipe (None: recipe.DEFAULT_RECIPE)."""
     from .quantize import CALIB_MODES, DEFAULT_CALIB_MODE, DEFAULT_SEED
 
     p.add_argument("--target", required=True, choices=sorted(cfg.TARGET_ROUNDING), help="the chip")
@@ -52,27 +53,42 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
                    help="embed a test input and its expected outputs for dl::Model::test() on the device")
     from .recipe import DEFAULT_RECIPE, RECIPES
 
-    p.add_argument("--recipe", default=DEFAULT_RECIPE, choices=RECIPES,
-                   help=f"quantization recipe (default {DEFAULT_RECIPE}: minutes; accurate: measured calibration "
-                        "choice, logit scales, bias correction, TQT; no labels needed)")
+    recipe = recipe or DEFAULT_RECIPE
+    p.add_argument("--recipe", default=recipe, choices=RECIPES,
+                   help=f"quantization recipe (default {recipe}). fast: minutes; accurate: measured calibration "
+                        "choice, int16 for sensitive layers, finer score logits, a short label-free fine-tuning, "
+                        "plus bias correction and TQT with --device cuda (hours on a CPU, so off there); no labels "
+                        "needed")
     p.add_argument("--int16-budget", type=float, default=None, metavar="SHARE",
                    help="mixed precision chosen by measured sensitivity: at most this share of MACs in int16 (0..1)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N], for ESP-PPQ and torch")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--verbose", action="store_true", help="show ESP-PPQ's own log")
+    _add_unverified_arg(p)
+
+
+def _add_unverified_arg(p: argparse.ArgumentParser) -> None:
+    from .coverage import OPT_IN
+
+    p.add_argument(OPT_IN, action="store_true",
+                   help="run or write a file that computes something no output of ESP-DL's own kernels covers "
+                        "(e.g. --bits 16's int16 Add/Concat/Resize/Softmax): the host's figures for it are then "
+                        "unproven")
 
 
 def _add_twin_args(p: argparse.ArgumentParser) -> None:
     from .twin import ENGINES
 
     p.add_argument("--target", default=None, choices=sorted(cfg.TARGET_ROUNDING),
-                   help="chip of an .espdl that does not record it (Espressif's files): decides the rounding rule")
+                   help="chip of an .espdl that does not record it (Espressif's files): decides the rounding rule; "
+                        "refused when it contradicts the chip a file records")
     p.add_argument("--engine", default=ENGINES[0], choices=ENGINES,
                    help="espdl (default): run the file with ESP-DL's integer semantics; ppq: ESP-PPQ's simulation "
                         "of a build folder's graph, as a cross-check")
     p.add_argument("--device", default="cpu",
                    help="cpu (default) or cuda[:N]: .pt models and the espdl engine's convolutions (exact float64 "
                         "GEMMs) run there; .onnx and --engine ppq stay on the CPU")
+    _add_unverified_arg(p)
 
 
 def _add_branch_arg(p: argparse.ArgumentParser) -> None:
@@ -86,7 +102,13 @@ def _add_branch_arg(p: argparse.ArgumentParser) -> None:
 def parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="yolo11-pose", description=__doc__)
     ap.add_argument("--version", action="version", version=f"yolo11-pose {__version__}")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{export,quantize,build,qat,inspect,predict,eval}")
+    add = sub.add_parser
+
+    def add_parser(name, **kw):  # every subcommand's --help starts with what it does
+        return add(name, description=kw.get("help"), **kw)
+
+    sub.add_parser = add_parser
 
     p = sub.add_parser("export", help="pose checkpoint/YAML -> ONNX with 9 raw head outputs")
     p.add_argument("--weights", required=True, help="Ultralytics pose .pt (or architecture .yaml)")
@@ -94,7 +116,7 @@ def parser() -> argparse.ArgumentParser:
     _add_branch_arg(p)
     p.add_argument("--out", required=True, help="output folder (model.onnx)")
 
-    p = sub.add_parser("quantize", help="ONNX -> .espdl with ESP-PPQ")
+    p = sub.add_parser("quantize", help="ONNX (from `export`) -> .espdl with ESP-PPQ")
     p.add_argument("--onnx", required=True, help="model.onnx from `yolo11-pose export`")
     _add_quant_args(p)
 
@@ -114,12 +136,18 @@ def parser() -> argparse.ArgumentParser:
                    help=f"passes over the calibration images (default {cfg.QAT_EPOCHS:g}; fractions allowed)")
     p.add_argument("--lr", type=float, default=cfg.QAT_LR, help=f"learning rate (Adam; default {cfg.QAT_LR:g})")
     _add_branch_arg(p)
-    _add_quant_args(p)
-    p.set_defaults(recipe="accurate")
+    _add_quant_args(p, recipe="accurate")
 
-    p = sub.add_parser("inspect", help="describe an .espdl file")
-    p.add_argument("file")
+    p = sub.add_parser("inspect", help="describe an .espdl file: inputs, outputs, layers, head, integrity, ESP-DL "
+                                       "releases that can load it")
+    p.add_argument("file", help="the .espdl file (a build folder's model.espdl, a file in models/, Espressif's)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--memory", action="store_true",
+                   help="what ESP-DL will allocate for it: activations (its memory planner), parameters, test values, "
+                        "and where each lives (PSRAM, internal RAM, flash)")
+    p.add_argument("--target", choices=["esp32p4", "esp32s3"], help="with --memory: the chip (default: the file's)")
+    p.add_argument("--location", choices=["flash_rodata", "flash_partition", "sdcard"], default="flash_rodata",
+                   help="with --memory: where the model is loaded from (menuconfig's Model location)")
 
     p = sub.add_parser("predict", help="poses for images: float (.pt/.onnx) or what the device outputs (.espdl)")
     p.add_argument("--model", required=True,
@@ -153,9 +181,50 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _cmd_export(a) -> int:
-    from .export import export_onnx
+def _check_weights(w: str) -> None:
+    """--weights, before anything slow: a folder, a missing file or a damaged checkpoint in one line."""
+    p = Path(w)
+    if p.is_dir():
+        raise UserError(f"--weights {w} is a folder; give a pose .pt checkpoint (or a model .yaml) in it")
+    if p.suffix not in (".pt", ".yaml", ".yml"):
+        raise UserError(f"weights {w}: expected a .pt checkpoint or a model .yaml")
+    if not p.exists():
+        if p.parent != Path(".") or not p.name.lower().startswith("yolo"):
+            raise UserError(f"weights {w} not found; give the path of a pose .pt checkpoint (or an official name "
+                            "such as yolo11n-pose.pt, downloaded by Ultralytics)")
+        return  # a bare official name: Ultralytics downloads it (or knows the architecture YAML)
+    if p.suffix == ".pt":
+        import zipfile
 
+        try:
+            with open(p, "rb") as f:
+                first = f.read(1)
+            ok = zipfile.is_zipfile(p) or first == b"\x80"  # torch.save's zip archive, or a legacy pickle
+        except OSError as e:
+            raise UserError(f"cannot read weights {w} ({e.strerror or e}); check its permissions") from None
+        if not ok:
+            size = p.stat().st_size
+            what = "an empty file" if not size else f"{size:,} bytes, not a zip archive: truncated or damaged"
+            raise UserError(f"cannot load weights {w}: not a PyTorch checkpoint ({what}); re-download or re-copy it")
+
+
+def _check_calib_images(a) -> None:
+    """Every calibration image this build will use decodes (seconds), before the export and quantization (minutes)."""
+    from .preprocess import load_rgb
+    from .quantize import resolve_images, select_images
+
+    for f in select_images(resolve_images(a.calib), a.num_calib, a.seed):
+        try:
+            load_rgb(f)
+        except ValueError as e:
+            raise UserError(f"calibration image {e}") from None
+
+
+def _cmd_export(a) -> int:
+    from .export import check_imgsz, export_onnx
+
+    check_imgsz(a.imgsz)
+    _check_weights(a.weights)
     info = export_onnx(a.weights, a.imgsz, a.out, branch=a.branch)
     print(f"wrote {info['onnx']} (kpt_shape {tuple(info['kpt_shape'])}, {info['nc']} class(es), "
           f"outputs {', '.join(info['output_names'])}; head {info['head_kind']})")
@@ -189,17 +258,40 @@ def _summary(out, man: dict) -> str:
 
 
 def _cmd_quantize(a) -> int:
+    onnx = Path(a.onnx)
+    if onnx.is_dir():
+        raise UserError(f"--onnx {a.onnx} is a folder; give the model.onnx in it (from `yolo11-pose export`)")
+    if not onnx.is_file():
+        raise UserError(f"ONNX file {a.onnx} not found; run `yolo11-pose export` first")
+    from .export import onnx_meta
+
+    onnx_meta(onnx)  # refuses empty files, checkpoints and Ultralytics' own ONNX before ESP-PPQ loads (seconds)
+    kw = _quant_kwargs(a)
+    if kw["int16_layers"]:  # named against the graph (quantize() says the same, after loading ESP-PPQ)
+        from .quantize import onnx_node_names, onnx_weighted_layers
+
+        unknown = [n for n in kw["int16_layers"] if n not in set(onnx_node_names(onnx))]
+        if unknown:
+            near = sorted(onnx_weighted_layers(onnx), key=lambda k: -len(os.path.commonprefix([k, unknown[0]])))[:3]
+            raise UserError(f"--int16-layers names unknown layer {unknown[0]!r}; use layer names as "
+                            f"`yolo11-pose inspect` lists them, such as {', '.join(near)}")
+    _check_calib_images(a)
     from .quantize import quantize
 
-    man = quantize(a.onnx, out_dir=a.out, verbose=a.verbose, **_quant_kwargs(a))
+    man = quantize(a.onnx, out_dir=a.out, verbose=a.verbose, **kw)
     print(_summary(a.out, man))
     return 0
 
 
 def _cmd_build(a) -> int:
+    from .export import check_imgsz
+
+    check_imgsz(a.imgsz)
+    _check_weights(a.weights)
+    kw = _quant_kwargs(a)
+    _check_calib_images(a)
     from .build import build
 
-    kw = _quant_kwargs(a)
     t = time.time()
     man, rebuilt = build(a.weights, a.imgsz, out_dir=a.out, force=a.force, branch=a.branch, **kw)
     if rebuilt:
@@ -210,33 +302,64 @@ def _cmd_build(a) -> int:
 def _cmd_inspect(a) -> int:
     from .espdl import inspect_command
 
+    if a.memory:
+        from .memory import memory_command
+
+        return memory_command(a.file, a.target, a.location, a.json)
     return inspect_command(a.file, a.json)
 
 
-def _cmd_predict(a) -> int:
-    from .twin import predict_command
+def _check_model(spec: str, flag: str) -> None:
+    """A model path, before anything loads (tens of seconds): missing files and wrong kinds in one line."""
+    p = Path(spec)
+    if p.is_dir():
+        if not (p / "model.espdl").is_file() and not (p / "manifest.json").is_file():
+            raise UserError(f"{flag} {spec} is a folder without model.espdl; give a build folder, or a .pt, .onnx or "
+                            ".espdl file")
+        return
+    if p.suffix not in (".pt", ".onnx", ".espdl", ".yaml", ".yml"):
+        raise UserError(f"model {spec}: give a .pt checkpoint, an .onnx file, an .espdl file or a build folder")
+    if not p.exists() and not (p.suffix in (".pt", ".yaml", ".yml") and p.parent == Path(".")
+                               and p.name.lower().startswith("yolo")):  # official names: Ultralytics has them
+        raise UserError(f"model {spec} not found; check the {flag} path")
+    if p.suffix == ".onnx":
+        from .export import onnx_meta
 
+        onnx_meta(p)  # empty files, checkpoints, Ultralytics' own ONNX: refused before a session is made
+    elif p.suffix == ".pt":
+        _check_weights(spec)  # a truncated or empty checkpoint, before torch loads
+
+
+def _cmd_predict(a) -> int:
     from .recipe import check_device
 
     # Everything the run needs is checked before the model loads (tens of seconds) and before any PNG is written.
     cfg.check_thresholds(a.conf, a.iou, a.kpt_thr, a.max_det)
     check_device(a.device)
+    folders = [i for i in a.image if Path(i).is_dir()]
+    if folders:
+        raise UserError(f"--image {folders[0]} is a folder; give image files (a shell glob such as "
+                        f"{Path(folders[0]) / '*.jpg'} expands to them)")
     missing = [i for i in a.image if not Path(i).is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise UserError(f"image {missing[0]} not found{more}; check the --image paths")
-    from PIL import UnidentifiedImageError
+    from .preprocess import image_size
 
-    from .preprocess import _pil_open
-
-    for img in a.image:  # the header only: cheap, and catches non-images before any output
+    for img in a.image:  # the header only: cheap, and catches non-images and oversized ones before any output
         try:
-            with _pil_open()(img):
-                pass
-        except (UnidentifiedImageError, OSError) as e:
-            raise UserError(f"{img}: not a readable image ({e.__class__.__name__}); give JPEG/PNG/BMP files") from None
+            image_size(img)
+        except ValueError as e:
+            raise UserError(str(e)) from None
     if a.save_dir and Path(a.save_dir).exists() and not Path(a.save_dir).is_dir():
         raise UserError(f"--save-dir {a.save_dir} is a file; give a folder for the overlay PNGs")
+    _check_model(a.model, "--model")
+    if a.imgsz is not None:
+        from .export import check_imgsz
+
+        check_imgsz(a.imgsz)
+    from .twin import predict_command
+
     return predict_command(a)
 
 
@@ -248,6 +371,21 @@ def _cmd_eval(a) -> int:
 
     if a.report and Path(a.report).exists() and not Path(a.report).is_dir():
         raise UserError(f"--report {a.report} is a file; give a folder for eval.json, eval.md and eval.png")
+    from .evaluate import check_eval_args, split_target
+
+    check_eval_args(a.annotations, a.against_float, a.max_images)
+    for m in a.model:
+        _check_model(split_target(m, a.target)[0], "--model")
+    if a.against_float:
+        _check_model(a.against_float, "--against-float")
+    if a.imgsz is not None:
+        from .export import check_imgsz
+
+        check_imgsz(a.imgsz)
+    if Path(a.images).is_file():
+        raise UserError(f"--images {a.images} is a file; give the folder of the images")
+    if a.annotations is not None and Path(a.annotations).is_dir():
+        raise UserError(f"--annotations {a.annotations} is a folder; give the COCO person_keypoints json")
     return eval_command(a)
 
 
@@ -280,12 +418,22 @@ def main(argv=None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if getattr(a, "allow_unverified_ops", False):
+        from .coverage import ENV
+
+        os.environ[ENV] = "1"  # every executor and build of this run (coverage.allowed)
     # A failed export/quantize/build must not leave an empty --out behind (only folders this run created go).
     created = _new_dirs(a.out) if getattr(a, "out", None) else []
     try:
-        return {"export": _cmd_export, "quantize": _cmd_quantize, "build": _cmd_build, "qat": _cmd_build,
-                "inspect": _cmd_inspect,
-                "predict": _cmd_predict, "eval": _cmd_eval}[a.cmd](a)
+        cmd = {"export": _cmd_export, "quantize": _cmd_quantize, "build": _cmd_build, "qat": _cmd_build,
+               "inspect": _cmd_inspect,
+               "predict": _cmd_predict, "eval": _cmd_eval}[a.cmd]
+        if not getattr(a, "out", None):
+            return cmd(a)
+        from .util import out_lock
+
+        with out_lock(a.out):  # one run per output folder
+            return cmd(a)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,7 +1,8 @@
 """Run the component's C++ core on the host: the twin's postprocessor and the cross-check of the device code.
 
 The first call builds the ``yolo11_pose_host`` bridge with CMake and the host compiler into a cache folder
-(``$YOLO11_POSE_HOST_BUILD`` or ``~/.cache/yolo11_pose/host-build``, one sibling per variant) and rebuilds whenever a
+(``$YOLO11_POSE_HOST_BUILD`` for the release build, other variants beside it with a ``-<variant>`` suffix; else
+``~/.cache/yolo11_pose/host-build``, one sibling per variant) and rebuilds whenever a
 C++ source changes. The sources ship with this package (``host/``: the bridge; ``host/component/``: the component's
 ``include/`` and ``src/``, copied in when the wheel is built; in a checkout they are read from the checkout). Two
 variants: ``release`` (optimized; what the tools use) and ``asan`` (ASan/UBSan, built from ``tests/host`` with the
@@ -17,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -81,7 +83,9 @@ def _project(root: Path, variant: str) -> Path:
 def build_dir(variant: str | None = None) -> Path:
     variant = variant or default_variant()
     base = os.environ.get("YOLO11_POSE_HOST_BUILD")
-    base = Path(base) if base else Path.home() / ".cache" / "yolo11_pose" / "host-build"
+    if base:  # the tools' build (release) goes exactly there; another variant beside it
+        return Path(base) if variant == "release" else Path(base + "-" + variant)
+    base = Path.home() / ".cache" / "yolo11_pose" / "host-build"
     return base if variant == "asan" else base.with_name(base.name + "-" + variant)
 
 
@@ -144,6 +148,8 @@ def build(variant: str | None = None, quiet: bool = True) -> Path:
         if stamp.is_file() and stamp.read_text() == fp and (out / "yolo11_pose_host").is_file():
             return out  # up to date: no compiler needed
         toolchain = _toolchain()
+        print(f"compiling the component's C++ postprocessor for this computer into {out} (once per version; about a "
+              "minute)", file=sys.stderr, flush=True)
         config = "\n".join([str(project), str(root), *toolchain])
         seen = out / ".yolo11_pose_config"
         if not seen.is_file() or seen.read_text() != config:

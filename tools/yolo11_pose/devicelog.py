@@ -444,6 +444,40 @@ def ensure_golden(build_dir: str | Path) -> dict:
     return golden
 
 
+# ------------------------------------------------------------------------------------------------ memory
+# The board's PSRAM for the loaded model may differ from memory.plan() by this much (relative) plus MEMORY_SLACK:
+# ESP-DL's own objects of 16 KB and more also land in PSRAM (CONFIG_SPIRAM_MALLOC_ALWAYSINTERNAL), and the heap adds
+# a header per allocation.
+MEMORY_TOLERANCE = 0.05
+MEMORY_SLACK = 256 * 1024
+
+
+def memory_figures(log: DeviceLog) -> dict[str, int]:
+    """PSRAM and internal RAM the app's model took (POSE_MEM "start" -> "model_loaded"), and the peak in between
+    (the minimum-free watermark: dl::Model::test() runs a second model before YOLO11Pose loads its own)."""
+    stages = {m.get("stage"): m for m in log.mem}
+    if "start" not in stages or "model_loaded" not in stages:
+        raise UserError("the log has no POSE_MEM lines for 'start' and 'model_loaded'; capture the whole boot")
+    a, b = stages["start"], stages["model_loaded"]
+    return {"psram": int(a["psram_free"]) - int(b["psram_free"]),
+            "internal": int(a["internal_free"]) - int(b["internal_free"]),
+            "psram_peak": int(a["psram_free"]) - int(b["psram_min_free"])}
+
+
+def compare_memory(log: DeviceLog, plan, tolerance: float = MEMORY_TOLERANCE,
+                   slack: int = MEMORY_SLACK) -> list[str]:
+    """The board's PSRAM for the loaded model against the prediction (memory.MemoryPlan); [] when they agree."""
+    got = memory_figures(log)
+    want = plan.psram_bytes
+    problems = []
+    if abs(got["psram"] - want) > tolerance * want + slack:
+        problems.append(f"model PSRAM: the board used {got['psram']:,} B, memory.plan() predicts {want:,} B "
+                        f"(activations {plan.activation_bytes:,} + parameters {plan.parameter_bytes:,})")
+    if got["psram_peak"] < want:
+        problems.append(f"PSRAM peak {got['psram_peak']:,} B is below the steady state predicted, {want:,} B")
+    return problems
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m yolo11_pose.devicelog", description=__doc__.split("\n")[0])
@@ -459,8 +493,28 @@ def main(argv=None) -> int:
     p.add_argument("--golden", required=True)
     p.add_argument("--box-px", type=float, default=Tolerance.box_px)
     p.add_argument("--score", type=float, default=Tolerance.score)
+    p = sub.add_parser("memory", help="check a captured device log's memory figures against `inspect --memory`")
+    p.add_argument("--log", required=True, help="serial output of the pose test app")
+    p.add_argument("--model", required=True, help="the .espdl the firmware carries")
+    p.add_argument("--target", choices=["esp32p4", "esp32s3"], help="default: the one the log names")
     a = ap.parse_args(argv)
     try:
+        if a.cmd == "memory":
+            from .memory import plan
+
+            try:
+                log = parse_log(Path(a.log).read_text(errors="replace"))
+            except FileNotFoundError:
+                raise UserError(f"{a.log} not found; check the path") from None
+            target = a.target or (log.config or {}).get("target")
+            p = plan(a.model, target)
+            got = memory_figures(log)
+            print(f"board: model PSRAM {got['psram']:,} B (peak {got['psram_peak']:,} B), internal RAM "
+                  f"{got['internal']:,} B; predicted PSRAM {p.psram_bytes:,} B")
+            problems = compare_memory(log, p)
+            for pr in problems:
+                print(pr)
+            return 0 if not problems else 1
         if a.cmd == "golden":
             g = golden_from_info(a.info)
             write_json(a.out, g)

@@ -143,6 +143,7 @@ class EspdlModel:
     filters_per_tensor: int
     trailing_bytes: int  # bytes after the payload (padding added when models are packed)
     op_counts: dict[str, int] = field(default_factory=dict)
+    integrity: str = ""  # integrity.verify(): which recorded SHA-256s the file matches, or "unverified: ..."
 
     @property
     def total_param_bytes(self) -> int:
@@ -460,6 +461,8 @@ def read_espdl(path: str | Path) -> EspdlModel:
     except OSError as e:
         raise EspdlError(f"cannot read {p} ({e.strerror or e}); check its permissions") from None
 
+    if not data:
+        raise EspdlError(f"{p} is not an .espdl model: it is empty (0 bytes); re-export or re-copy the file")
     magic = data[:4]
     if magic in _PACKED_MAGICS:
         raise EspdlError(
@@ -507,12 +510,15 @@ def read_espdl(path: str | Path) -> EspdlModel:
         raise EspdlError(
             f"{p} has a corrupt FlatBuffers payload ({detail}); re-export or re-copy the file"
         ) from None
+    from .integrity import verify
+
     return EspdlModel(
         path=str(p),
         file_size=len(data),
         header=header,
         trailing_bytes=available - payload_size,
         **fields,
+        integrity=verify(p, data),  # after the parse: a damaged structure is reported as such first
     )
 
 
@@ -572,6 +578,7 @@ def format_text(model: EspdlModel) -> str:
         f"  size {_mb(model.file_size)}; header {h.magic}, {h.header_size} bytes, "
         f"encryption {_ENCRYPTION.get(h.encrypted, h.encrypted)}, payload {h.payload_size:,} B"
         + (f", {model.trailing_bytes} trailing bytes" if model.trailing_bytes else ""),
+        f"  integrity: {model.integrity}",
         f"model: graph '{model.graph_name}', ir_version {model.ir_version}"
         + (", opset " + ", ".join(f"{d or 'ai.onnx'}:{v}" for d, v in model.opset_import.items())
            if model.opset_import else "")

@@ -79,19 +79,27 @@ def load_annotated_images(annotations: str, images_dir: str, max_images: int | N
     if not ann_path.is_file():
         raise UserError(f"annotations {annotations} not found; give a COCO person_keypoints json")
     try:
-        gt = json.loads(ann_path.read_text())
-        imgs = gt["images"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise UserError(f"{annotations} is not a COCO keypoints json (needs 'images' and 'annotations')") from None
+        gt = json.loads(ann_path.read_text(encoding="utf-8"))
+        imgs = sorted(gt["images"], key=lambda i: i["id"])
+        listed = [(int(im["id"]), im["file_name"], int(im["width"]), int(im["height"])) for im in imgs]
+        if not isinstance(gt.get("annotations"), list):
+            raise KeyError("annotations")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        raise UserError(f"{annotations} is not a COCO keypoints json (needs 'images' and 'annotations'); give a "
+                        "person_keypoints_*.json") from None
+    except OSError as e:
+        raise UserError(f"cannot read {annotations} ({e.strerror or e}); check its permissions") from None
     d = Path(images_dir)
+    if d.is_file():
+        raise UserError(f"--images {images_dir} is a file; give the folder that holds the json's images")
     if not d.is_dir():
         raise UserError(f"image folder {images_dir} not found")
     items = []
-    for im in sorted(imgs, key=lambda i: i["id"]):
-        f = d / im["file_name"]
+    for iid, name, w, h in listed:
+        f = d / name
         if not f.is_file():
             raise UserError(f"{f} (listed in {ann_path.name}) is missing; point --images at the folder of the json")
-        items.append((int(im["id"]), f, int(im["width"]), int(im["height"])))
+        items.append((iid, f, w, h))
     if max_images:
         items = items[:max_images]
     return gt, items
@@ -104,11 +112,13 @@ def folder_images(images_dir: str, max_images: int | None = None):
     if max_images:
         files = files[:max_images]
     items = []
-    for i, f in enumerate(files, 1):
-        from PIL import Image
+    from .preprocess import image_size
 
-        with Image.open(f) as im:
-            items.append((i, f, im.width, im.height))
+    for i, f in enumerate(files, 1):
+        try:
+            items.append((i, f, *image_size(f)))
+        except ValueError as e:
+            raise UserError(str(e)) from None
     return items
 
 
@@ -117,7 +127,10 @@ def run_model(model, items, desc: str, conf=EVAL_CONF, max_det=EVAL_MAX_DET, kee
 
     preds, raws, t = {}, {}, 0.0
     for iid, f, _, _ in tqdm(items, desc=desc, unit="img", leave=False):
-        rgb = load_rgb(f)
+        try:
+            rgb = load_rgb(f)
+        except ValueError as e:
+            raise UserError(str(e)) from None
         t0 = time.perf_counter()
         preds[iid] = model.predict(rgb, conf=conf, max_det=max_det)
         t += time.perf_counter() - t0
@@ -146,7 +159,17 @@ def split_target(spec: str, target: str | None = None) -> tuple[str, str | None]
 
     if sep and tail in TARGET_ROUNDING:
         return head, tail
+    if sep and head and not Path(spec).exists() and (Path(head).exists() or Path(head).suffix == ".espdl"):
+        use = " or ".join(f"{head}@{t}" for t in sorted(TARGET_ROUNDING))
+        raise UserError(f"{spec}: unknown chip {tail!r} after @; use {use}")
     return spec, target
+
+
+def check_eval_args(annotations: str | None, against_float: str | None, max_images: int | None) -> None:
+    if annotations is None and against_float is None:
+        raise UserError("give --annotations (COCO keypoints json) or --against-float FLOAT_MODEL (no labels)")
+    if max_images is not None and max_images < 1:
+        raise UserError(f"--max-images {max_images}: give 1 or more, or leave it out to use every image")
 
 
 def evaluate(models: list[str], images: str, annotations: str | None = None, imgsz: int | None = None,
@@ -154,10 +177,7 @@ def evaluate(models: list[str], images: str, annotations: str | None = None, img
              target: str | None = None, device: str = "cpu") -> list[dict]:
     from .twin import load_model
 
-    if annotations is None and against_float is None:
-        raise UserError("give --annotations (COCO keypoints json) or --against-float FLOAT_MODEL (no labels)")
-    if max_images is not None and max_images < 1:
-        raise UserError(f"--max-images {max_images}: give 1 or more, or leave it out to use every image")
+    check_eval_args(annotations, against_float, max_images)
     loaded = []
     for m in models:
         spec, tgt = split_target(m, target)
@@ -227,6 +247,7 @@ def write_report(rows: list[dict], out_dir: str | Path, title: str) -> None:
     ax.bar(x + 0.2, [r["AP50"] for r in rows], 0.4, label="OKS AP50", color="#9cc3f0")
     for i, r in enumerate(rows):
         ax.text(i - 0.2, r["AP"] + 0.01, f"{r['AP']:.3f}", ha="center", fontsize=8)
+        ax.text(i + 0.2, r["AP50"] + 0.01, f"{r['AP50']:.3f}", ha="center", fontsize=8)
     ax.set_xticks(x, [f"{r['name']}\n{r['kind']}" for r in rows], fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_title(title, fontsize=10)

@@ -48,6 +48,14 @@ def family_of(model) -> str:
     return "yolov8" if getattr(head, "legacy", False) else "yolo11"
 
 
+def _plain(e: BaseException) -> str:
+    """First line of an exception's text without Ultralytics' emoji and decorations, to sit inside our one line."""
+    import re
+
+    text = str(e).splitlines()[0] if str(e) else ""
+    return re.sub(r"\s+", " ", re.sub(r"[^\x20-\x7e]", " ", text)).strip(" :") or e.__class__.__name__
+
+
 def load_pose_model(weights: str, branch: str | None = None):
     """Load a pose checkpoint or architecture YAML as a fused float32 torch module in eval mode.
 
@@ -72,9 +80,10 @@ def load_pose_model(weights: str, branch: str | None = None):
             warnings.simplefilter("ignore")
             yolo = YOLO(w)  # the task comes from the file: a detect YAML must fail below
     except FileNotFoundError as e:
-        raise UserError(f"weights {w} not found ({e}); check the path, or connect to the internet for official names")
+        raise UserError(f"weights {w} not found ({_plain(e)}); check the path, or connect to the internet for official "
+                        "names") from None
     except Exception as e:  # noqa: BLE001  (torch/pickle errors have many types)
-        raise UserError(f"cannot load weights {w}: {e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        raise UserError(f"cannot load weights {w}: {e.__class__.__name__}: {_plain(e)}"
                         "; give an Ultralytics pose checkpoint (.pt) or YAML") from None
     model = yolo.model
     head = model.model[-1]
@@ -210,6 +219,10 @@ def onnx_meta(path: str | Path) -> dict:
         raise UserError(f"{path} is {what}; give the model.onnx of `yolo11-pose export`, or {fix}") from None
     meta = {p.key: p.value for p in m.metadata_props}
     names = [o.name for o in m.graph.output]
+    if not names or not m.graph.node:
+        size = Path(path).stat().st_size
+        raise UserError(f"{path} holds no ONNX graph ({size} bytes; empty or not an ONNX model); give the model.onnx "
+                        f"of `yolo11-pose export`, or {fix}")
     try:
         contract = heads.from_text(meta[heads.METADATA_KEY]) if heads.METADATA_KEY in meta else heads.LEGACY
     except ValueError as e:

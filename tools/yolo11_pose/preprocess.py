@@ -186,25 +186,112 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def _pil_open():
-    """PIL's own Image.open: Ultralytics replaces it with one that pip-installs a HEIF plugin on unknown files."""
+    """PIL's own Image.open: Ultralytics, once imported, replaces it with one that pip-installs a HEIF plugin on
+    unknown files (not imported here: that alone takes seconds)."""
+    import sys
+
     from PIL import Image
 
-    try:
-        from ultralytics.utils import patches
+    patches = sys.modules.get("ultralytics.utils.patches")
+    return getattr(patches, "_image_open", Image.open) if patches is not None else Image.open
 
-        return getattr(patches, "_image_open", Image.open)
-    except ImportError:
-        return Image.open
+
+#: Largest picture decoded (8192x8192): a 12000x12000 file would take GBs; the model sees at most 1312x1312 anyway.
+MAX_PIXELS = 8192 * 8192
+_READ_ERRORS = "give a JPEG, PNG or BMP file"
+
+
+def _mp(pixels: int) -> str:
+    return f"{pixels / 1e6:.0f} MP"
+
+
+def open_image(path: str | Path):
+    """Open a picture (header only) and check its size; ValueError (one line) for anything the tools cannot read.
+
+    Pillow's own decompression-bomb warning and error become this one line, at a lower limit (MAX_PIXELS)."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{path} is a folder, not an image; {_READ_ERRORS}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = _pil_open()(path)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such image file; check the path") from None
+    except Image.DecompressionBombError as e:
+        import re
+
+        n = re.search(r"\((\d+) pixels\)", str(e))
+        claims = f" claims {_mp(int(n.group(1)))}" if n else " is too large"
+        raise ValueError(f"{path}{claims}, over the {_mp(MAX_PIXELS)} ({int(MAX_PIXELS ** .5)}x"
+                         f"{int(MAX_PIXELS ** .5)}) this tool decodes; downscale it") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable image ({e.__class__.__name__}); {_READ_ERRORS}") from None
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        im.close()
+        raise ValueError(f"{path} is {w}x{h} ({_mp(w * h)}), over the {_mp(MAX_PIXELS)} ({int(MAX_PIXELS ** .5)}x"
+                         f"{int(MAX_PIXELS ** .5)}) this tool decodes; downscale it")
+    if w <= 0 or h <= 0:
+        im.close()
+        raise ValueError(f"{path}: the image is {w}x{h}; {_READ_ERRORS}")
+    return im
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the header, with open_image's checks; no pixels decoded."""
+    with open_image(path) as im:
+        return im.size
+
+
+def to_rgb8(im, name: str = "image") -> np.ndarray:
+    """HxWx3 uint8 RGB of a Pillow image in any mode, or ValueError (one line) for one that has no such meaning.
+
+    16-bit grey (I;16, I;16B, I;16L, I;16N; I with values 0..65535) keeps its top 8 bits, as an 8-bit camera would
+    have seen it; alpha is dropped (as OpenCV and Ultralytics do); 32-bit float pictures (F) are refused, since
+    nothing says whether 1.0 or 255 is white."""
+    mode = im.mode
+    if mode == "RGB":
+        return np.asarray(im)
+    if mode.startswith("I;16") or mode == "I" and im.format in ("PNG", "PPM"):  # "I": 16-bit files, older Pillow
+        v = np.asarray(im)
+        lo, hi = (int(v.min()), int(v.max())) if v.size else (0, 0)
+        if lo < 0 or hi > 65535:
+            raise ValueError(f"{name}: a 16-bit image with values {lo}..{hi}; re-save it")
+        g = (v.astype(np.uint16, copy=False) >> 8).astype(np.uint8)  # uint16 throughout: memory stays ~3 B/px
+        return np.repeat(g[:, :, None], 3, axis=2)
+    if mode in ("I", "F") or mode.startswith(("I;32", "F;")):
+        raise ValueError(f"{name}: a 32-bit {'float' if mode[0] == 'F' else 'integer'} image (Pillow mode {mode}) has "
+                         "no defined white; save it as an 8-bit or 16-bit PNG")
+    try:
+        if mode == "PA" or mode == "P" and "transparency" in im.info:
+            im = im.convert("RGBA")  # the palette's colours; alpha dropped below
+        elif mode == "La":
+            im = im.convert("LA")
+        return np.asarray(im.convert("RGB"))
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{name}: pixel format {mode} cannot be converted to RGB ({e.__class__.__name__}); save it as "
+                         "an 8-bit RGB PNG or JPEG") from None
 
 
 def load_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 RGB (EXIF orientation ignored, like a camera frame)."""
-    from PIL import UnidentifiedImageError
+    """Read an image file as HxWx3 uint8 RGB (EXIF orientation ignored, like a camera frame).
 
+    The one loader of predict, eval and calibration: every pixel format Pillow opens is converted correctly
+    (to_rgb8) or refused; ValueError (one line) for anything unreadable, too large or truncated."""
+    im = open_image(path)
     try:
-        with _pil_open()(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such image file; check the path") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{path}: not a readable image ({e.__class__.__name__}); give JPEG/PNG/BMP files") from None
+        with im:
+            im.load()
+            return to_rgb8(im, str(path))
+    except ValueError:
+        raise
+    except (OSError, SyntaxError, EOFError) as e:
+        detail = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        raise ValueError(f"{path}: not a readable image ({detail}); {_READ_ERRORS}") from None
+    except MemoryError:
+        raise ValueError(f"{path}: not enough memory to decode it; downscale it") from None

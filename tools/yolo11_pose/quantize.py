@@ -22,6 +22,7 @@ import numpy as np
 
 from . import __version__, cfg
 from . import head as heads
+from . import integrity
 from .decode import OUTPUT_NAMES
 from .preprocess import IMAGE_SUFFIXES, TARGET_ROUNDING, TARGETS, float_input, load_rgb
 from .progress import PhaseMonitor, mark
@@ -114,6 +115,12 @@ def onnx_node_names(onnx_path: str | Path) -> list[str]:
 #: Layers with weights: the ones worth int16, and the ones `yolo11-pose inspect` lists under their ONNX names
 #: (ESP-PPQ fuses activations into new nodes such as `.../Conv/Swish`, which the ONNX does not have).
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
+
+
+def onnx_op_types(onnx_path: str | Path) -> set[str]:
+    import onnx
+
+    return {n.op_type for n in onnx.load(str(onnx_path), load_external_data=False).graph.node}
 
 
 def onnx_weighted_layers(onnx_path: str | Path) -> list[str]:
@@ -221,6 +228,9 @@ def import_ppq() -> None:
     if "esp_ppq" not in sys.modules:
         with _quiet(False):
             import esp_ppq  # noqa: F401
+    from .chipsim import install
+
+    install()  # ESP-PPQ's simulation computes what ESP-DL computes (calibration, ranking, fine-tuning, the twin)
 
 
 # ----------------------------------------------------------------------------------------------- ESP-PPQ export fixes
@@ -367,6 +377,10 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
                             f"`yolo11-pose inspect` lists them, such as {', '.join(near)}")
         if bits == 16:
             raise UserError("--int16-layers only makes sense with --bits 8 (everything is int16 with --bits 16)")
+    if bits == 16:
+        from . import coverage
+
+        coverage.precheck_int16(onnx_op_types(onnx_path), target)
     imgsz = int(meta.get("imgsz") or 0)
     if not imgsz:
         import onnx
@@ -418,16 +432,24 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
                 platform = get_target_platform(target, _resolve_quant_type_and_bits(None, bits)[0])
                 PFL.Exporter(platform=platform).export(
                     file_path=str(espdl_tmp), graph=graph, values_for_test=values_for_test, export_config=True,
+                    int16_lut_step=-1,  # no int16 tables: ESP-DL 3.3.9 ignores them on Swish/Sigmoid (chipsim.py)
                     metadata_props={"producer": f"yolo11-pose {__version__}",
                                     "kpt_shape": str(meta.get("kpt_shape")), "imgsz": str(imgsz), "target": target,
                                     # the head contract (head.py): the device's postprocessor reads it at model load
-                                    heads.METADATA_KEY: meta["head"].to_text()})
+                                    heads.METADATA_KEY: meta["head"].to_text(),
+                                    **integrity.export_metadata()})  # filled in by integrity.seal() below
                 mark("saving the quantized graph for the host twin (model.native)")
                 export_ppq_graph(graph, TargetPlatform.NATIVE, graph_save_to=str(work / "model.native"))
         # Nothing is published (the work folder goes) when the declared ESP-DL range cannot read the file.
         from .compat import check_publishable
 
         espdl_compat = check_publishable(espdl_tmp)
+        from . import coverage
+        from .executor import load_graph
+
+        # Nor when it computes something no ESP-DL output covers (coverage.py), unless the user opted in.
+        espdl_compat["unverified_ops"] = sorted(coverage.check(load_graph(espdl_tmp), target, what="build"))
+        s3_acc = s3_accumulators(espdl_tmp, files) if target == "esp32s3" else None
         test_values = None
         if export_test_values:
             # ESP-PPQ embeds its own simulation's outputs; dl::Model::test() on the chip must compare against what
@@ -438,6 +460,7 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
             test_values = {"expected_by": "executor (ESP-DL semantics)", "rewritten_from_esp_ppq": emb["rewritten"],
                            "esp_ppq_differing": {k: v["differing"] for k, v in emb["before"]["outputs"].items()
                                                  if v["differing"]}}
+        integrity.seal(espdl_tmp)  # last rewrite of the file: its content SHA-256 into its metadata
         inp, outs = io_quant_info(graph, meta["head"].output_names)
         report = None
         if error_report:
@@ -463,6 +486,8 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
             "versions": _versions(),
             "quantize_seconds": round(time.time() - t0, 1),
         }
+        if s3_acc:
+            manifest["s3_accumulators"] = s3_acc
         if report:
             manifest["error_report"] = report
         if test_values:
@@ -478,6 +503,30 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
         return manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+#: Calibration images on which an ESP32-S3 build measures its accumulator bounds (accumulators.py).
+S3_ACCUMULATOR_IMAGES = 8
+
+
+def s3_accumulators(espdl_path: Path, files: list[Path]) -> dict:
+    """ESP32-S3: the worst partial-sum bound per int8 Conv/MatMul against the 20-bit lane, on the first calibration
+    images as the device feeds them; refuses what no input can make right, warns above half the lane."""
+    from . import accumulators
+    from .executor import Executor
+    from .preprocess import device_input
+
+    ex = Executor(espdl_path, "esp32s3", allow_unverified=True)  # the gate has spoken already
+    inp = ex.graph.inputs[0]
+    bits = 16 if inp.dtype == "int16" else 8
+    xs = [device_input(load_rgb(f), inp.shape[2], inp.shape[1], ex._exp(inp.name), bits, ex.rounding)[0]
+          for f in files[:S3_ACCUMULATOR_IMAGES]]
+    rep = accumulators.report(ex, xs)
+    if rep["over_warn"]:
+        mark(f"warning: on the ESP32-S3, {len(rep['over_warn'])} int8 layer(s) can reach more than "
+             f"{accumulators.WARN_SHARE:g} of the 20-bit accumulator lane (worst {rep['worst_layer']}: "
+             f"{rep['worst_share']:.2f}); the chip saturates where the executor does not")
+    return rep
 
 
 #: Manifest entries that differ between two runs of the same build (when, how long): never part of "the build".

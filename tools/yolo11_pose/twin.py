@@ -115,6 +115,10 @@ class Twin(Model):
         self.post = post
         self.engine = engine
         self.manifest = None
+        if espdl.is_file():  # a damaged or changed file fails here, in one line, instead of computing wrong poses
+            from .integrity import verify
+
+            self.integrity = verify(espdl)
         if build is not None:
             man = build / "manifest.json"
             if not man.is_file():
@@ -143,6 +147,9 @@ class Twin(Model):
             if not espdl.is_file():
                 raise UserError(f"{espdl} not found; give a build folder or an .espdl file")
             graph = load_graph(espdl)
+            if target and graph.target and target != graph.target:
+                raise UserError(f"{espdl} was built for {graph.target} (its metadata says so), not {target}; drop "
+                                "--target (it is for files that record no chip)")
             target = target or graph.target
             if target is None:
                 raise UserError(f"{espdl} does not record its chip; give --target esp32p4 or --target esp32s3 (it "

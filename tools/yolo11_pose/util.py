@@ -69,3 +69,38 @@ def staging_dir(dest: str | Path):
             os.replace(f, dest / f.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+LOCK_NAME = ".yolo11-pose.lock"
+
+
+@contextlib.contextmanager
+def out_lock(folder: str | Path, flag: str = "--out"):
+    """Hold the output folder for this run: a second run into the same folder stops at once with one line (two
+    builds into one folder would each report their file while the folder ends with the other's)."""
+    d = Path(folder)
+    if d.exists() and not d.is_dir():
+        raise UserError(f"{flag} {d} is a file, not a folder; choose another {flag}")
+    d = ensure_writable_dir(d, flag)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    lock = d / LOCK_NAME
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        raise UserError(f"another yolo11-pose run{f' (pid {holder})' if holder else ''} is writing into {d}; wait "
+                        f"for it to finish or choose another {flag}") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)

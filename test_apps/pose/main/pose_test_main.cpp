@@ -203,7 +203,9 @@ extern "C" void app_main(void)
     pcfg.iou = CONFIG_YOLO11_POSE_NMS_THRESHOLD / 1000.f;
     pcfg.kpt_thr = CONFIG_YOLO11_POSE_KPT_THRESHOLD / 1000.0;
     pcfg.max_det = CONFIG_YOLO11_POSE_MAX_DETECTIONS;
-    StageTimer timer;
+    // Static: its Preprocessor and Postprocessor (lookup tables) take about 5.9 KB, more than a task stack should
+    // hold (tests/test_firmware_stack.py sums the frames).
+    static StageTimer timer;
     const Status tst = timer.init(model, pcfg, detector.head_contract());
     dl::TensorBase *input = model->get_input();
     const int in_h = input && input->shape.size() == 4 ? input->shape[1] : 0;

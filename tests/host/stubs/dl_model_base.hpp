@@ -18,7 +18,13 @@ typedef enum {
     MODEL_LOCATION_IN_SDCARD = 2,          // The model in SDCard
     MODEL_LOCATION_MAX = MODEL_LOCATION_IN_SDCARD,
 } model_location_type_t;
-class FbsModel;
+// What the pose test app's dl::Model::test() guard calls (test_apps/pose; tests/test_firmware_stack.py).
+class FbsModel {
+public:
+    const void *get_test_input_tensor_raw_data(std::string tensor_name);
+    void clear_map();
+    void load_map();
+};
 } // namespace fbs
 
 namespace dl {
@@ -129,5 +135,6 @@ public:
     virtual TensorBase *get_output();
     virtual TensorBase *get_output(const std::string &name);
     std::string get_metadata_prop(const std::string &key);
+    virtual fbs::FbsModel *get_fbs_model();
 };
 } // namespace dl

@@ -10,6 +10,7 @@ extern "C" {
 #endif
 size_t heap_caps_get_free_size(uint32_t caps);
 size_t heap_caps_get_largest_free_block(uint32_t caps);
+size_t heap_caps_get_minimum_free_size(uint32_t caps);
 void *heap_caps_malloc(size_t size, uint32_t caps);
 void *heap_caps_aligned_alloc(size_t alignment, size_t size, uint32_t caps);
 void heap_caps_free(void *ptr);

@@ -16,7 +16,7 @@ from yolo11_pose import compat
 from yolo11_pose.espdl import format_text, read_espdl, to_json
 from yolo11_pose.util import UserError
 
-from .conftest import CALIB_LIST, REFERENCE_ESPDL, REPO, WEIGHTS, require_shared
+from .conftest import CALIB_LIST, REFERENCE_ESPDL, REPO, SHARED, WEIGHTS, require_shared
 
 IMGSZ = 160  # attention over 5x5 = 25 tokens: N % 16 != 0, so the packing graph has its Slice/Concat part
 NUM_CALIB = 8
@@ -71,7 +71,8 @@ def test_fresh_build_packs_dynamic_matmuls(build160):
         assert chain[0] == "Reshape" and {"Transpose", "Slice", "Concat"} <= set(chain), (name, chain)
     info = compat.analyze(model)
     assert info["oldest"] == "3.2.0" and info["declared"]["reads"] and not info["unreadable"]
-    assert man["esp_dl"] == {"oldest_reading_release": "3.2.0", "declared": compat.declared_range()[0]}
+    assert man["esp_dl"] == {"oldest_reading_release": "3.2.0", "declared": compat.declared_range()[0],
+                             "unverified_ops": []}
 
 
 def test_two_builds_are_byte_identical(build160, onnx160, tmp_path):
@@ -189,7 +190,8 @@ def test_inspect_lists_operators_attributes_and_oldest_esp_dl(shared, build160, 
         assert info["operators"]["MatMul"]["attributes"] == {"activation": "3.0.0", "quant_type": "3.0.0"}
         assert info["operators"]["Conv"]["attributes"]["kernel_shape"] == "ignored"
         text = format_text(model)
-        assert "oldest ESP-DL that reads it all: 3.2.0" in text and "reads it" in text.splitlines()[-1]
+        declared = next(ln for ln in text.splitlines() if "component declares espressif/esp-dl" in ln)
+        assert "oldest ESP-DL that reads it all: 3.2.0" in text and declared.endswith("reads it")
     ours = build160[0] / "model.espdl"
     assert main(["inspect", str(ours), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)["esp_dl"]
@@ -205,3 +207,24 @@ def test_shipped_models_use_only_what_the_declared_esp_dl_reads():
     assert files
     bad = {str(f.relative_to(REPO)): compat.problem(compat.analyze_file(f)) for f in files}
     assert not {k: v for k, v in bad.items() if v}
+
+
+def test_arithmetic_per_release_names_what_later_releases_may_change(build_s3_320):
+    """A file with int16 Swish tables (our old mixed S3 416, in shared/models/espdl-mixed): 3.3.9 ignores them, what a
+    later 3.x the range admits does is unknown, so publishing one is refused; a fresh build carries no such
+    construct and every operation is covered by ESP-DL's outputs."""
+    from yolo11_pose import compat
+    from yolo11_pose.espdl import format_text, read_espdl
+    from yolo11_pose.util import UserError
+
+    old = SHARED / "models" / "espdl-mixed" / "s3_416_mixed.espdl"
+    require_shared(old)
+    a = compat.arithmetic(read_espdl(old))
+    assert a["unknown_later"] == ["int16 Swish/Sigmoid with a lut table"] and a["later"] == "unknown"
+    assert a["constructs"]["int16 Swish/Sigmoid with a lut table"] == 23
+    with pytest.raises(UserError, match="int16 Swish/Sigmoid with a lut table"):
+        compat.check_publishable(old)
+    text = format_text(read_espdl(build_s3_320 / "model.espdl"))
+    section = text[text.index("Arithmetic per ESP-DL release"):]
+    assert "verified against ESP-DL 3.3.9's own outputs" in section and "UNKNOWN" not in section
+    assert "no construct whose meaning depends on the release" in section

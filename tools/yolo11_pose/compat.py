@@ -183,12 +183,112 @@ def readable_by_declared(path: str | Path) -> bool:
 def check_publishable(path: str | Path) -> dict:
     """Refuse (UserError) a freshly written `.espdl` the declared ESP-DL range cannot read; else the summary that the
     manifest records."""
-    info = analyze_file(path)
+    from .espdl import read_espdl
+
+    model = read_espdl(path)
+    info = analyze(model)
     why = problem(info)
     if why:
         raise UserError(f"refusing to write the model: {why}; nothing was written (fix the export, or raise the "
                         "ESP-DL minimum in idf_component.yml if that release reads it)")
+    unstable = [c for c in constructs(model) if c in UNSTABLE]
+    if unstable:
+        raise UserError(f"refusing to write the model: it carries {unstable[0]}, whose meaning in the ESP-DL releases "
+                        f"after {table()['semantics']['newest_source']} that {info['declared']['range']} allows is "
+                        "unknown; nothing was written")
     return {"oldest_reading_release": info["oldest"], "declared": info["declared"]["range"]}
+
+
+# --- arithmetic per release --------------------------------------------------------------------------------------
+_ACTIVATIONS = ("Swish", "Sigmoid")
+#: Constructs whose meaning in releases after the newest source we hold is unknown: a file must not carry them.
+UNSTABLE = ("int16 Swish/Sigmoid with a lut table", "int16 LUT node")
+
+
+def constructs(model, target: str | None = None) -> dict[str, int]:
+    """{construct of esp_dl_releases.json "semantics": how many nodes} for an espdl.EspdlModel."""
+    params = {p.name: p for p in getattr(model, "params", [])}
+    target = target or (getattr(model, "metadata_props", None) or {}).get("target")
+    found: dict[str, int] = {}
+
+    def add(k):
+        found[k] = found.get(k, 0) + 1
+
+    for layer in model.layers:
+        qt = layer.attributes.get("quant_type")
+        lut = isinstance(layer.attributes.get("lut"), str) and bool(layer.attributes.get("lut"))
+        if layer.op_type in _ACTIVATIONS and qt == "S16":
+            add("int16 Swish/Sigmoid with a lut table" if lut else "int16 Swish/Sigmoid without a table")
+        elif layer.op_type in _ACTIVATIONS and qt == "S8" and lut:
+            add("int8 Swish/Sigmoid with a lut table")
+        elif layer.op_type == "LUT" and qt == "S16":
+            add("int16 LUT node")
+        elif layer.op_type == "Softmax" and qt == "S8":
+            add("int8 Softmax")
+        elif layer.op_type == "Conv":
+            w = params.get(layer.inputs[1]) if len(layer.inputs) > 1 else None
+            if target in (None, "esp32p4") and w is not None and len(w.exponents or []) > 1:
+                add("ESP32-P4 per-channel Conv")
+            if target in (None, "esp32s3"):
+                add("ESP32-S3 int8 Conv accumulators" if qt == "S8" else "ESP32-S3 int16 Conv accumulators")
+    return found
+
+
+def _behaviour(rows: dict, version: str) -> str | None:
+    for span, what in rows.items():
+        if span == "later":
+            continue
+        lo, _, hi = span.partition("-")
+        if _v(lo) <= _v(version) <= _v(hi or lo):
+            return what
+    return None
+
+
+def arithmetic(model, verified: dict | None = None, target: str | None = None) -> dict:
+    """What the file computes per ESP-DL range: the releases whose source we hold (same behaviour from the declared
+    minimum up, or where it changes), and the later releases the declared range admits (known stable or unknown).
+    ``verified``: coverage.unverified() of the file (None: not checked)."""
+    sem = table()["semantics"]
+    newest = sem["newest_source"]
+    found = constructs(model, target)
+    spec, _ = declared_range()
+    minimum = range_minimum(spec)
+    known = [v for v in table()["releases"] if _v(minimum) <= _v(v) <= _v(newest)]
+    changes = []
+    for c in found:
+        rows = sem["constructs"][c]
+        seen = {}
+        for v in sorted(known, key=_v):
+            seen.setdefault(_behaviour(rows, v), v)
+        if len(seen) > 1:
+            changes.append(f"{c} (changes at {', '.join(list(seen.values())[1:])})")
+    unknown_later = [c for c in found if "unknown" in sem["constructs"][c].get("later", "")]
+    return {"newest_source": newest, "declared": spec, "constructs": found,
+            "known_range": f"{minimum}..{newest}" if known else None, "changes_within": changes,
+            "later": "unknown" if unknown_later else "expected as " + newest, "unknown_later": unknown_later,
+            "verified": None if verified is None else not verified,
+            "unverified": sorted(verified or {})}
+
+
+def arithmetic_lines(a: dict) -> list[str]:
+    lines = [f"Arithmetic per ESP-DL release (component declares {a['declared']}):"]
+    if a["known_range"]:
+        same = ("the same in every one" if not a["changes_within"]
+                else "CHANGES within it: " + "; ".join(a["changes_within"]))
+        ver = ("" if a["verified"] is None else
+               "; every operation verified against ESP-DL " + a["newest_source"] + "'s own outputs" if a["verified"]
+               else f"; {len(a['unverified'])} operation kind(s) NOT covered by ESP-DL's outputs: "
+                    + ", ".join(a["unverified"][:3]))
+        lines.append(f"  {a['known_range']} (source read): known, {same}{ver}")
+    later = f"after {a['newest_source']} (allowed by {a['declared']}, source not available): "
+    if a["unknown_later"]:
+        lines.append(later + "UNKNOWN: " + ", ".join(a["unknown_later"]) + " may compute differently")
+    else:
+        lines.append(later + f"no construct whose meaning depends on the release; expected as {a['newest_source']}, "
+                     "not verified")
+    for c, n in a["constructs"].items():
+        lines.append(f"  {c} x{n}: {_behaviour(table()['semantics']['constructs'][c], a['newest_source'])}")
+    return lines
 
 
 # --- report -----------------------------------------------------------------------------------------------------
@@ -225,5 +325,5 @@ def format_lines(info: dict) -> list[str]:
     return lines
 
 
-__all__ = ["DECLARED_ESP_DL", "analyze", "analyze_file", "check_publishable", "declared_range", "format_lines",
+__all__ = ["DECLARED_ESP_DL", "analyze", "arithmetic", "arithmetic_lines", "constructs", "analyze_file", "check_publishable", "declared_range", "format_lines",
            "problem", "range_minimum", "readable_by_declared", "table"]

@@ -624,10 +624,24 @@ def format_text(model: EspdlModel) -> str:
     external = [prm.name for prm in model.params if prm.external]
     if external:
         lines.append(f"external data: {len(external)} parameters are stored outside this file")
-    from .compat import analyze, format_lines
+    from .compat import analyze, arithmetic, arithmetic_lines, format_lines
 
     lines += format_lines(analyze(model))
+    lines += arithmetic_lines(arithmetic(model, _unverified(model)))
     return "\n".join(lines)
+
+
+def _unverified(model) -> dict | None:
+    """The coverage gate's verdict on the file (coverage.py), or None when its chip is unknown or it cannot run."""
+    from . import coverage
+    from .executor import ExecutorError, load_graph
+
+    try:
+        g = load_graph(model.path)
+        target = g.target or (model.metadata_props or {}).get("target")
+        return coverage.unverified(g, target) if target else None
+    except (ExecutorError, OSError, AttributeError):
+        return None
 
 
 def to_json(model: EspdlModel) -> dict:
@@ -641,6 +655,9 @@ def to_json(model: EspdlModel) -> dict:
     from .compat import analyze
 
     d["esp_dl"] = analyze(model)  # operators, attributes and the oldest ESP-DL release that reads them all
+    from .compat import arithmetic
+
+    d["arithmetic"] = arithmetic(model, _unverified(model))  # per ESP-DL range: known, verified, stable
     return d
 
 

@@ -29,32 +29,6 @@ function(_yolo11_pose_fail)
     message(FATAL_ERROR "yolo11_pose: ${msg}")
 endfunction()
 
-# The tools' default for `key`, from their one owner (tools/yolo11_pose/cfg/default.yaml: flat `key: value` lines).
-function(_yolo11_pose_default out key)
-    set(file "${_YOLO11_POSE_COMPONENT_DIR}/tools/yolo11_pose/cfg/default.yaml")
-    if(EXISTS "${file}")
-        file(STRINGS "${file}" line REGEX "^${key}:")
-    endif()
-    if(NOT line MATCHES "^${key}:[ ]*([^ #]+)")
-        _yolo11_pose_fail("${file} holds no default for '${key}'; reinstall the component")
-    endif()
-    set(${out} "${CMAKE_MATCH_1}" PARENT_SCOPE)
-endfunction()
-
-# The value of CONFIG_<name>. Empty: with ENV, the environment variable <name> when set (how machine-specific paths
-# reach a build: only idf-build-apps expands "${VAR}" inside sdkconfig files, plain idf.py does not), then the
-# default for `key` (none when `key` is "").
-function(_yolo11_pose_setting out name key)
-    set(v "${CONFIG_${name}}")
-    if(v STREQUAL "" AND "${ARGN}" STREQUAL "ENV" AND NOT "$ENV{${name}}" STREQUAL "")
-        set(v "$ENV{${name}}")
-    endif()
-    if(v STREQUAL "" AND NOT key STREQUAL "")
-        _yolo11_pose_default(v "${key}")
-    endif()
-    set(${out} "${v}" PARENT_SCOPE)
-endfunction()
-
 # Absolute path of `path`, relative ones taken from `base` (the project directory, as menuconfig says).
 function(_yolo11_pose_abspath out path base)
     if(IS_ABSOLUTE "${path}")
@@ -63,18 +37,6 @@ function(_yolo11_pose_abspath out path base)
         get_filename_component(p "${path}" ABSOLUTE BASE_DIR "${base}")
     endif()
     set(${out} "${p}" PARENT_SCOPE)
-endfunction()
-
-# Rewrites `file` only when its content changes, so that its timestamp means "a setting changed".
-function(_yolo11_pose_write_if_changed file content)
-    if(EXISTS "${file}")
-        file(READ "${file}" old)
-        if(old STREQUAL content)
-            return()
-        endif()
-    endif()
-    file(WRITE "${file}.tmp" "${content}")
-    file(RENAME "${file}.tmp" "${file}")
 endfunction()
 
 function(_yolo11_pose_check_espdl file what)
@@ -88,123 +50,8 @@ function(_yolo11_pose_check_espdl file what)
     endif()
 endfunction()
 
-# The files the calibration source stands for (folder, list file or glob, as `yolo11-pose` reads it), so that the
-# build reruns when one of them changes. Folders and globs are re-listed on every build (CONFIGURE_DEPENDS).
-function(_yolo11_pose_calib_files out_files out_source src project_dir)
-    if(src STREQUAL "")
-        _yolo11_pose_fail("no calibration images set; set 'Calibration images' (CONFIG_YOLO11_POSE_CALIB) in "
-                          "${_YOLO11_POSE_MENU} > Model regeneration, or the environment variable YOLO11_POSE_CALIB, "
-                          "to a folder, list file or glob of JPEG/PNG images like those the camera sees")
-    endif()
-    _yolo11_pose_abspath(path "${src}" "${project_dir}")
-    set(deps)
-    if(src MATCHES "[*?[]")
-        # Python's glob crosses folders only with `**`.
-        if(src MATCHES "\\*\\*")
-            file(GLOB_RECURSE files CONFIGURE_DEPENDS LIST_DIRECTORIES false "${path}")
-        else()
-            file(GLOB files CONFIGURE_DEPENDS LIST_DIRECTORIES false "${path}")
-        endif()
-    elseif(IS_DIRECTORY "${path}")
-        file(GLOB files CONFIGURE_DEPENDS LIST_DIRECTORIES false "${path}/*")
-        list(FILTER files EXCLUDE REGEX "/\\.[^/]*$")
-    elseif(EXISTS "${path}")
-        get_filename_component(list_dir "${path}" DIRECTORY)
-        file(STRINGS "${path}" lines)
-        set(files)
-        foreach(line IN LISTS lines)
-            string(STRIP "${line}" line)
-            if(line STREQUAL "" OR line MATCHES "^#")
-                continue()
-            endif()
-            if(IS_ABSOLUTE "${line}")
-                set(cands "${line}")
-            else()
-                set(cands "${list_dir}/${line}" "${list_dir}/images/${line}")
-            endif()
-            set(hit "")
-            foreach(c IN LISTS cands)
-                if(EXISTS "${c}" AND NOT IS_DIRECTORY "${c}")
-                    set(hit "${c}")
-                    break()
-                endif()
-            endforeach()
-            if(hit STREQUAL "")
-                _yolo11_pose_fail("calibration list ${path} names ${line}, which does not exist; fix the list")
-            endif()
-            list(APPEND files "${hit}")
-        endforeach()
-        set(deps "${path}")
-        # A changed list must re-read its entries.
-        set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${path}")
-    else()
-        _yolo11_pose_fail("calibration images ${path} do not exist; set CONFIG_YOLO11_POSE_CALIB to a folder, list "
-                          "file or glob of JPEG/PNG images")
-    endif()
-    list(LENGTH files n)
-    if(n EQUAL 0)
-        _yolo11_pose_fail("calibration source ${path} holds no images; add JPEG/PNG images there")
-    endif()
-    list(APPEND deps ${files})
-    set(${out_files} "${deps}" PARENT_SCOPE)
-    set(${out_source} "${path}" PARENT_SCOPE)
-    set(_yolo11_pose_calib_count ${n} PARENT_SCOPE)
-endfunction()
-
-# Configure-time check that `python` can run `yolo11-pose build`: one clear message with the install command.
-function(_yolo11_pose_check_python python tools_dir)
-    set(script [=[
-import sys
-if sys.version_info < (3, 10):
-    print("Python >= 3.10 needed, this is %d.%d" % sys.version_info[:2]); sys.exit(5)
-try:
-    import yolo11_pose.build as b
-except ImportError as e:
-    print("Python packages missing: %s;" % (e.name or e)); sys.exit(3)
-try:
-    b.check_ml_stack()
-except Exception as e:
-    print(e); sys.exit(4)
-]=])
-    execute_process(COMMAND "${CMAKE_COMMAND}" -E env "PYTHONPATH=${tools_dir}" "${python}" -c "${script}"
-                    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
-                    OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_STRIP_TRAILING_WHITESPACE)
-    if(rc EQUAL 0)
-        return()
-    endif()
-    set(install "\"${python}\" -m pip install \"${_YOLO11_POSE_COMPONENT_DIR}\"")
-    if(out MATCHES "missing: ([^;]+);")
-        set(why "Python packages missing: ${CMAKE_MATCH_1}")
-    elseif(rc EQUAL 5)
-        set(why "${out}")
-    elseif(rc MATCHES "^[0-9]+$")
-        set(why "the package check failed: ${out} ${err}")
-    else()
-        set(why "it cannot be run (${rc})")
-    endif()
-    if("${CONFIG_YOLO11_POSE_PYTHON}" STREQUAL "")
-        # ESP-IDF's own interpreter: offer an environment of their own first, rather than ~3 GB of ML packages in
-        # the environment ESP-IDF's installer manages.
-        set(venv "$ENV{HOME}/yolo11-pose-venv")
-        if("$ENV{HOME}" STREQUAL "")
-            set(venv "yolo11-pose-venv")
-        endif()
-        _yolo11_pose_fail("regenerating the model needs PyTorch, Ultralytics and ESP-PPQ, but ESP-IDF's Python "
-                          "(${python}) has not: ${why}. Best, give them an environment of their own: python3 -m venv "
-                          "\"${venv}\" && \"${venv}/bin/python\" -m pip install \"${_YOLO11_POSE_COMPONENT_DIR}\", "
-                          "then set 'Python interpreter' in ${_YOLO11_POSE_MENU} > Model regeneration to "
-                          "${venv}/bin/python. Install them with: ${install}  to put them (about 3 GB with PyTorch) "
-                          "into ESP-IDF's environment instead; or choose the prebuilt model")
-    endif()
-    _yolo11_pose_fail("regenerating the model needs PyTorch, Ultralytics and ESP-PPQ in ${python}, but ${why}. "
-                      "Install them with: ${install}  (or set 'Python interpreter' in ${_YOLO11_POSE_MENU} > Model "
-                      "regeneration to another environment, or choose the prebuilt model)")
-endfunction()
-
-# Adds the custom command that runs `yolo11-pose build`; sets ${out_model} (a byproduct, rewritten only when the
-# model's bytes change) and ${out_primary} (the stamp that targets depend on).
-function(_yolo11_pose_regenerate out_model out_primary work_dir project_dir target)
-    # Interpreter: the one configured, else the one ESP-IDF itself runs.
+# The interpreter that regenerates the model: the one configured, else the one ESP-IDF itself runs.
+function(_yolo11_pose_python out)
     set(python "${CONFIG_YOLO11_POSE_PYTHON}")
     if(python STREQUAL "")
         idf_build_get_property(python PYTHON)
@@ -226,104 +73,61 @@ function(_yolo11_pose_regenerate out_model out_primary work_dir project_dir targ
         _yolo11_pose_fail("Python interpreter ${python} does not exist; fix 'Python interpreter' in "
                           "${_YOLO11_POSE_MENU} > Model regeneration")
     endif()
+    set(${out} "${python}" PARENT_SCOPE)
+endfunction()
+
+# Adds the custom command that runs `yolo11-pose build`; sets ${out_model} (a byproduct, rewritten only when the
+# model's bytes change) and ${out_primary} (the stamp that targets depend on). The settings are checked, and the
+# command, its inputs and settings.txt (every setting: the command's only non-file input) are written, by
+# `python -m yolo11_pose.cmake_helper regenerate` at configure time (tools/yolo11_pose/cmake_helper.py), so that
+# mistakes surface now, not after minutes of building.
+function(_yolo11_pose_regenerate out_model out_primary work_dir project_dir target)
+    _yolo11_pose_python(python)
     # The component's own copy of the tool, so model and C++ always come from the same version.
     set(tools_dir "${_YOLO11_POSE_COMPONENT_DIR}/tools")
     if(NOT EXISTS "${tools_dir}/yolo11_pose/cli.py")
         _yolo11_pose_fail("${tools_dir}/yolo11_pose is missing; reinstall the component")
     endif()
-
-    # Settings: validated here so that mistakes surface at configure time, not after minutes of building.
-    # Unset ones take the tools' defaults (tools/yolo11_pose/cfg/default.yaml).
-    _yolo11_pose_setting(imgsz YOLO11_POSE_IMGSZ imgsz)
-    _yolo11_pose_default(imgsz_min imgsz_min)
-    _yolo11_pose_default(imgsz_max imgsz_max)
-    _yolo11_pose_default(imgsz_multiple imgsz_multiple)
-    if(NOT imgsz MATCHES "^[0-9]+$")
-        set(imgsz 0)
-    endif()
-    math(EXPR rem "${imgsz} % ${imgsz_multiple}")
-    if(imgsz LESS imgsz_min OR imgsz GREATER imgsz_max OR NOT rem EQUAL 0)
-        _yolo11_pose_fail("input size ${CONFIG_YOLO11_POSE_IMGSZ} is not a multiple of ${imgsz_multiple} in "
-                          "${imgsz_min}..${imgsz_max}; fix CONFIG_YOLO11_POSE_IMGSZ")
-    endif()
-    _yolo11_pose_setting(bits YOLO11_POSE_BITS bits)
-    _yolo11_pose_setting(num_calib YOLO11_POSE_NUM_CALIB num_calib)
-    _yolo11_pose_setting(calib_mode YOLO11_POSE_CALIB_MODE calib_mode)
-
-    # Weights: a file (the build depends on its content), or the bare name of an official checkpoint or
-    # architecture that Ultralytics fetches itself (the command runs in work_dir, where a download lands).
-    # Empty in menuconfig: the environment variable YOLO11_POSE_WEIGHTS, else the default name.
-    _yolo11_pose_setting(weights YOLO11_POSE_WEIGHTS weights ENV)
-    set(weights_deps)
-    _yolo11_pose_abspath(wpath "${weights}" "${project_dir}")
-    if(EXISTS "${wpath}" AND NOT IS_DIRECTORY "${wpath}")
-        set(weights_arg "${wpath}")
-        set(weights_deps "${wpath}")
-    elseif(NOT weights MATCHES "[/\\\\]" AND weights MATCHES "^yolo.*\\.(pt|yaml|yml)$")
-        # Passed as the bare name even once downloaded, so that the command line stays the same.
-        set(weights_arg "${weights}")
-        if(EXISTS "${work_dir}/${weights}")
-            set(weights_deps "${work_dir}/${weights}")
-        else()
-            message(STATUS "yolo11_pose: ${weights} is not in the project; Ultralytics will fetch it (needs internet)")
+    get_cmake_property(variables VARIABLES)
+    set(config)
+    foreach(v IN LISTS variables)
+        if(v MATCHES "^CONFIG_YOLO11_POSE_")
+            list(APPEND config "${v}=${${v}}")
         endif()
-    else()
-        _yolo11_pose_fail("weights ${wpath} do not exist; set 'Weights' (CONFIG_YOLO11_POSE_WEIGHTS) in "
-                          "${_YOLO11_POSE_MENU} > Model regeneration, or leave it empty and set the environment "
-                          "variable YOLO11_POSE_WEIGHTS, to your .pt file (absolute or relative to ${project_dir})")
+    endforeach()
+    set(configured)
+    if(NOT "${CONFIG_YOLO11_POSE_PYTHON}" STREQUAL "")
+        set(configured --python-configured)
     endif()
-
-    # Empty in menuconfig: the environment variable YOLO11_POSE_CALIB (paths that differ per machine, e.g. in CI).
-    _yolo11_pose_setting(calib YOLO11_POSE_CALIB "" ENV)
-    _yolo11_pose_calib_files(calib_deps calib_src "${calib}" "${project_dir}")
-    if(_yolo11_pose_calib_count LESS num_calib)
-        _yolo11_pose_fail("${calib_src} holds ${_yolo11_pose_calib_count} calibration images but "
-                          "CONFIG_YOLO11_POSE_NUM_CALIB is ${num_calib}; add images or lower the number")
+    execute_process(COMMAND "${CMAKE_COMMAND}" -E env "PYTHONPATH=${tools_dir}" "${python}" -m yolo11_pose.cmake_helper
+                            regenerate --work-dir "${work_dir}" --project-dir "${project_dir}" --target "${target}"
+                            --python "${python}" --component-dir "${_YOLO11_POSE_COMPONENT_DIR}" ${configured} ${config}
+                    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
+                    OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_STRIP_TRAILING_WHITESPACE)
+    if(rc EQUAL 2)
+        _yolo11_pose_fail("${out}")
+    elseif(NOT rc EQUAL 0)
+        _yolo11_pose_fail("${python} cannot run the settings check (python -m yolo11_pose.cmake_helper): ${rc} ${out} "
+                          "${err}")
     endif()
+    # Sets _yolo11_pose_command, _yolo11_pose_depends and _yolo11_pose_comment; re-lists calibration folders.
+    include("${work_dir}/regenerate.cmake")
+    file(GLOB tool_sources "${tools_dir}/yolo11_pose/*.py" "${tools_dir}/yolo11_pose/cfg/*")
 
-    set(int16_args)
-    set(int16_deps)
-    if(NOT "${CONFIG_YOLO11_POSE_INT16_LAYERS}" STREQUAL "")
-        _yolo11_pose_abspath(lpath "${CONFIG_YOLO11_POSE_INT16_LAYERS}" "${project_dir}")
-        if(EXISTS "${lpath}" AND NOT IS_DIRECTORY "${lpath}")
-            set(int16_args --int16-layers "${lpath}")
-            set(int16_deps "${lpath}")
-        else()
-            set(int16_args --int16-layers "${CONFIG_YOLO11_POSE_INT16_LAYERS}")
-        endif()
-    endif()
-
-    set(test_args)
-    if(CONFIG_YOLO11_POSE_TEST_VALUES)
-        set(test_args --export-test-values)
-    endif()
-
-    _yolo11_pose_check_python("${python}" "${tools_dir}")
-
-    set(gen_dir "${work_dir}/build")
     set(model "${work_dir}/yolo11_pose.espdl")
     set(stamp "${work_dir}/regenerate.stamp")
-    set(cmd "${CMAKE_COMMAND}" -E env "PYTHONPATH=${tools_dir}" "${python}" -m yolo11_pose.cli build
-        --weights "${weights_arg}" --imgsz ${imgsz} --target ${target} --bits ${bits}
-        --calib "${calib_src}" --num-calib ${num_calib} --calib-mode ${calib_mode} ${int16_args} ${test_args}
-        --out "${gen_dir}")
-    # Every setting goes into this file, rewritten only when one changes: the command's only non-file input.
-    string(REPLACE ";" "\n" settings "${cmd}")
-    _yolo11_pose_write_if_changed("${work_dir}/settings.txt" "${settings}\n")
-    file(GLOB tool_sources "${tools_dir}/yolo11_pose/*.py")
-
     add_custom_command(
         OUTPUT "${stamp}"
         BYPRODUCTS "${model}"
-        COMMAND ${cmd}
+        COMMAND "${CMAKE_COMMAND}" -E env "PYTHONPATH=${tools_dir}" ${_yolo11_pose_command}
         # copy_if_different keeps the model's timestamp when the tool found nothing to do (inputs only touched),
         # so the embedding and link steps after it are skipped too.
-        COMMAND "${CMAKE_COMMAND}" -E copy_if_different "${gen_dir}/model.espdl" "${model}"
-        COMMAND "${CMAKE_COMMAND}" -E copy_if_different "${gen_dir}/manifest.json" "${work_dir}/manifest.json"
+        COMMAND "${CMAKE_COMMAND}" -E copy_if_different "${work_dir}/build/model.espdl" "${model}"
+        COMMAND "${CMAKE_COMMAND}" -E copy_if_different "${work_dir}/build/manifest.json" "${work_dir}/manifest.json"
         COMMAND "${CMAKE_COMMAND}" -E touch "${stamp}"
-        DEPENDS ${weights_deps} ${calib_deps} ${int16_deps} "${work_dir}/settings.txt" ${tool_sources}
+        DEPENDS ${_yolo11_pose_depends} "${work_dir}/settings.txt" ${tool_sources}
         WORKING_DIRECTORY "${work_dir}"
-        COMMENT "yolo11_pose: building the ${imgsz}x${imgsz} ${bits}-bit model for ${target} from ${weights}"
+        COMMENT "${_yolo11_pose_comment}"
         USES_TERMINAL
         VERBATIM)
     set(${out_model} "${model}" PARENT_SCOPE)

@@ -13,7 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 from yolo11_pose import compat
-from yolo11_pose.espdl import format_text, read_espdl, to_json
+from yolo11_pose.espdl import read_espdl
+from yolo11_pose.inspect_report import format_text, to_json
 from yolo11_pose.util import UserError
 
 from .conftest import CALIB_LIST, REFERENCE_ESPDL, REPO, SHARED, WEIGHTS, require_shared
@@ -214,7 +215,8 @@ def test_arithmetic_per_release_names_what_later_releases_may_change(build_s3_32
     later 3.x the range admits does is unknown, so publishing one is refused; a fresh build carries no such
     construct and every operation is covered by ESP-DL's outputs."""
     from yolo11_pose import compat
-    from yolo11_pose.espdl import format_text, read_espdl
+    from yolo11_pose.espdl import read_espdl
+    from yolo11_pose.inspect_report import format_text
     from yolo11_pose.util import UserError
 
     old = SHARED / "models" / "espdl-mixed" / "s3_416_mixed.espdl"

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from yolo11_pose import espdl
-from yolo11_pose.espdl import EspdlError, format_text, inspect_command, read_espdl, to_json
+from yolo11_pose.espdl import EspdlError, read_espdl
+from yolo11_pose.inspect_report import format_text, inspect_command, to_json
 
 
 # --- shared data --------------------------------------------------------------------------------------------------

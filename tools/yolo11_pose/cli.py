@@ -11,10 +11,7 @@ from pathlib import Path
 from . import __version__, cfg
 from .util import UserError
 
-DEFAULT_CALIB_HELP = ("images for calibration: a folder, a list file (one name per line) or a glob (quote it, "
-                      "e.g. 'calib/*.jpg')")
-IMGSZ_HELP = (f"square model input size in pixels, a multiple of {cfg.IMGSZ_MULTIPLE} from {cfg.IMGSZ_MIN} to "
-              f"{cfg.IMGSZ_MAX}")
+IMGSZ_HELP = cfg.IMGSZ_HELP
 # The device's defaults (cfg/default.yaml), so that the twin shows what YOLO11Pose::run() returns.
 CONF_HELP = f"score threshold on the person score, 0 < conf < 1 (default {cfg.CONF:g}, as on the device)"
 IOU_HELP = (f"NMS IoU threshold, 0..1: of two boxes overlapping more, the lower-scoring one is dropped "
@@ -31,37 +28,42 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message}; see `{self.prog} --help`")
 
 
-def _add_quant_args(p: argparse.ArgumentParser, recipe: str | None = None) -> None:
-    """``recipe``: this command's default recipe (None: recipe.DEFAULT_RECIPE)."""
-    from .quantize import CALIB_MODES, DEFAULT_CALIB_MODE, DEFAULT_SEED
+def _add_settings(p: argparse.ArgumentParser, command: str) -> None:
+    """The build settings `command` takes (cfg.SETTINGS: flag, default, help, choices), in their order there."""
+    for s in cfg.SETTINGS:
+        if command not in s.commands:
+            continue
+        kw = dict(dest=s.name, help=s.help_for(command))
+        if s.kind is bool:
+            kw["action"] = "store_true"
+        else:
+            kw["default"] = s.default_for(command)
+            if s.kind in (int, float):
+                kw["type"] = s.kind
+            if s.choices:
+                kw["choices"] = s.choices
+            if s.required:
+                kw["required"] = True
+            if s.metavar or not s.choices:
+                kw["metavar"] = s.metavar or s.option[2:].replace("-", "_").upper()
+        p.add_argument(s.option, **kw)
 
-    p.add_argument("--target", required=True, choices=sorted(cfg.TARGET_ROUNDING), help="the chip")
-    p.add_argument("--bits", type=int, default=cfg.BITS, choices=(8, 16),
-                   help=f"8 or 16 (default {cfg.BITS}); mixed precision: 8 with --int16-layers")
-    p.add_argument("--calib", required=True, help=DEFAULT_CALIB_HELP)
-    p.add_argument("--num-calib", type=int, default=cfg.NUM_CALIB,
-                   help=f"number of calibration images (default {cfg.NUM_CALIB})")
-    p.add_argument("--calib-mode", default=DEFAULT_CALIB_MODE, choices=CALIB_MODES,
-                   help=f"calibration preprocessing (default {DEFAULT_CALIB_MODE}; letterbox = device-exact)")
-    p.add_argument("--int16-layers", default=None,
-                   help="mixed precision: layers to run in int16, named as `yolo11-pose inspect` lists them "
-                        "(comma-separated, or a file with one per line)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the calibration image selection")
-    p.add_argument("--error-report", action="store_true",
-                   help="also write graph-wise and layer-wise noise-to-signal tables and a chart (slow)")
-    p.add_argument("--export-test-values", action="store_true",
-                   help="embed a test input and its expected outputs for dl::Model::test() on the device")
-    from .recipe import DEFAULT_RECIPE, RECIPES
 
-    recipe = recipe or DEFAULT_RECIPE
-    p.add_argument("--recipe", default=recipe, choices=RECIPES,
-                   help=f"quantization recipe (default {recipe}). fast: minutes; accurate: measured calibration "
-                        "choice, int16 for sensitive layers, finer score logits, a short label-free fine-tuning, "
-                        "plus bias correction and TQT with --device cuda (hours on a CPU, so off there); no labels "
-                        "needed")
-    p.add_argument("--int16-budget", type=float, default=None, metavar="SHARE",
-                   help="mixed precision chosen by measured sensitivity: at most this share of MACs in int16 (0..1)")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N], for ESP-PPQ and torch")
+def _settings(a) -> cfg.Settings:
+    """The command's build settings, checked once, before any slow work (layer names are checked against the graph
+    right after export). Settings the command does not take are unused (None) where they can be, else defaults."""
+    values = {s.name: getattr(a, s.name) if a.cmd in s.commands else None if s.nullable else s.default
+              for s in cfg.SETTINGS}
+    s = cfg.make_settings(source="cli", **values)
+    if a.cmd in cfg.QUANT:
+        from .recipe import check_device
+
+        check_device(s.device)  # a CUDA device torch sees
+    return s
+
+
+def _add_quant_args(p: argparse.ArgumentParser, command: str) -> None:
+    _add_settings(p, command)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--verbose", action="store_true", help="show ESP-PPQ's own log")
     _add_unverified_arg(p)
@@ -91,14 +93,6 @@ def _add_twin_args(p: argparse.ArgumentParser) -> None:
     _add_unverified_arg(p)
 
 
-def _add_branch_arg(p: argparse.ArgumentParser) -> None:
-    from .head import BRANCHES
-
-    p.add_argument("--branch", default="auto", choices=("auto", *BRANCHES),
-                   help="head branch to export: YOLO26 has one2one (end-to-end top-k, no NMS; its default) and "
-                        "one2many (NMS); YOLOv8/YOLO11 only one2many. auto: the family's default")
-
-
 def parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="yolo11-pose", description=__doc__)
     ap.add_argument("--version", action="version", version=f"yolo11-pose {__version__}")
@@ -111,32 +105,19 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser = add_parser
 
     p = sub.add_parser("export", help="pose checkpoint/YAML -> ONNX with 9 raw head outputs")
-    p.add_argument("--weights", required=True, help="Ultralytics pose .pt (or architecture .yaml)")
-    p.add_argument("--imgsz", type=int, default=cfg.IMGSZ, help=f"{IMGSZ_HELP} (default {cfg.IMGSZ})")
-    _add_branch_arg(p)
+    _add_settings(p, "export")
     p.add_argument("--out", required=True, help="output folder (model.onnx)")
 
     p = sub.add_parser("quantize", help="ONNX (from `export`) -> .espdl with ESP-PPQ")
     p.add_argument("--onnx", required=True, help="model.onnx from `yolo11-pose export`")
-    _add_quant_args(p)
+    _add_quant_args(p, "quantize")
 
     p = sub.add_parser("build", help="export + quantize; does nothing when inputs and settings are unchanged")
-    p.add_argument("--weights", required=True, help="Ultralytics pose .pt (or architecture .yaml)")
-    p.add_argument("--imgsz", type=int, default=cfg.IMGSZ, help=f"{IMGSZ_HELP} (default {cfg.IMGSZ})")
-    p.add_argument("--force", action="store_true", help="rebuild even when up to date")
-    _add_branch_arg(p)
-    _add_quant_args(p)
+    _add_quant_args(p, "build")
 
     p = sub.add_parser("qat", help="build, then fine-tune the quantized network against the float model's own "
                                    "outputs on the calibration images (no labels)")
-    p.add_argument("--weights", required=True, help="Ultralytics pose .pt (or architecture .yaml)")
-    p.add_argument("--imgsz", type=int, default=cfg.IMGSZ, help=f"{IMGSZ_HELP} (default {cfg.IMGSZ})")
-    p.add_argument("--force", action="store_true", help="rebuild even when up to date")
-    p.add_argument("--epochs", type=float, default=cfg.QAT_EPOCHS,
-                   help=f"passes over the calibration images (default {cfg.QAT_EPOCHS:g}; fractions allowed)")
-    p.add_argument("--lr", type=float, default=cfg.QAT_LR, help=f"learning rate (Adam; default {cfg.QAT_LR:g})")
-    _add_branch_arg(p)
-    _add_quant_args(p, recipe="accurate")
+    _add_quant_args(p, "qat")
 
     p = sub.add_parser("inspect", help="describe an .espdl file: inputs, outputs, layers, head, integrity, ESP-DL "
                                        "releases that can load it")
@@ -208,12 +189,12 @@ def _check_weights(w: str) -> None:
             raise UserError(f"cannot load weights {w}: not a PyTorch checkpoint ({what}); re-download or re-copy it")
 
 
-def _check_calib_images(a) -> None:
+def _check_calib_images(s: cfg.Settings) -> None:
     """Every calibration image this build will use decodes (seconds), before the export and quantization (minutes)."""
     from .preprocess import load_rgb
     from .quantize import resolve_images, select_images
 
-    for f in select_images(resolve_images(a.calib), a.num_calib, a.seed):
+    for f in select_images(resolve_images(s.calib), s.num_calib, s.seed):
         try:
             load_rgb(f)
         except ValueError as e:
@@ -221,34 +202,14 @@ def _check_calib_images(a) -> None:
 
 
 def _cmd_export(a) -> int:
-    from .export import check_imgsz, export_onnx
+    from .export import export_onnx
 
-    check_imgsz(a.imgsz)
-    _check_weights(a.weights)
-    info = export_onnx(a.weights, a.imgsz, a.out, branch=a.branch)
+    s = _settings(a)
+    _check_weights(s.weights)
+    info = export_onnx(s.weights, s.imgsz, a.out, branch=s.branch)
     print(f"wrote {info['onnx']} (kpt_shape {tuple(info['kpt_shape'])}, {info['nc']} class(es), "
           f"outputs {', '.join(info['output_names'])}; head {info['head_kind']})")
     return 0
-
-
-def _quant_kwargs(a) -> dict:
-    """Checked here, before any slow work (names are checked against the graph right after export)."""
-    from .quantize import parse_layer_list
-
-    int16_layers = parse_layer_list(a.int16_layers)
-    if int16_layers and a.bits == 16:
-        raise UserError("--int16-layers only makes sense with --bits 8 (everything is int16 with --bits 16)")
-    kw = dict(target=a.target, bits=a.bits, calib=a.calib, num_calib=a.num_calib, calib_mode=a.calib_mode,
-              int16_layers=int16_layers, seed=a.seed, error_report=a.error_report,
-              export_test_values=a.export_test_values, recipe=a.recipe, int16_budget=a.int16_budget,
-              device=a.device)
-    from .recipe import check_args, check_finetune
-
-    if a.cmd == "qat":
-        check_finetune(a.epochs, a.lr)
-        kw.update(finetune_epochs=a.epochs, finetune_lr=a.lr)
-    check_args(a.recipe, a.int16_budget, a.device)
-    return kw
 
 
 def _summary(out, man: dict) -> str:
@@ -266,41 +227,38 @@ def _cmd_quantize(a) -> int:
     from .export import onnx_meta
 
     onnx_meta(onnx)  # refuses empty files, checkpoints and Ultralytics' own ONNX before ESP-PPQ loads (seconds)
-    kw = _quant_kwargs(a)
-    if kw["int16_layers"]:  # named against the graph (quantize() says the same, after loading ESP-PPQ)
+    s = _settings(a)
+    if s.int16_layers:  # named against the graph (quantize() says the same, after loading ESP-PPQ)
         from .quantize import onnx_node_names, onnx_weighted_layers
 
-        unknown = [n for n in kw["int16_layers"] if n not in set(onnx_node_names(onnx))]
+        unknown = [n for n in s.int16_layers if n not in set(onnx_node_names(onnx))]
         if unknown:
             near = sorted(onnx_weighted_layers(onnx), key=lambda k: -len(os.path.commonprefix([k, unknown[0]])))[:3]
             raise UserError(f"--int16-layers names unknown layer {unknown[0]!r}; use layer names as "
                             f"`yolo11-pose inspect` lists them, such as {', '.join(near)}")
-    _check_calib_images(a)
-    from .quantize import quantize
+    _check_calib_images(s)
+    from .quantize import quantize_settings
 
-    man = quantize(a.onnx, out_dir=a.out, verbose=a.verbose, **kw)
+    man = quantize_settings(a.onnx, s, a.out, verbose=a.verbose)
     print(_summary(a.out, man))
     return 0
 
 
 def _cmd_build(a) -> int:
-    from .export import check_imgsz
-
-    check_imgsz(a.imgsz)
-    _check_weights(a.weights)
-    kw = _quant_kwargs(a)
-    _check_calib_images(a)
-    from .build import build
+    s = _settings(a)
+    _check_weights(s.weights)
+    _check_calib_images(s)
+    from .build import build_settings
 
     t = time.time()
-    man, rebuilt = build(a.weights, a.imgsz, out_dir=a.out, force=a.force, branch=a.branch, **kw)
+    man, rebuilt = build_settings(s, a.out)
     if rebuilt:
         print(_summary(a.out, man) + f" in {time.time() - t:.0f} s")
     return 0
 
 
 def _cmd_inspect(a) -> int:
-    from .espdl import inspect_command
+    from .inspect_report import inspect_command
 
     if a.memory:
         from .memory import memory_command

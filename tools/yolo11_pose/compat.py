@@ -307,7 +307,9 @@ def format_lines(info: dict) -> list[str]:
             elif s == "ignored":
                 attrs.append(f"{a} (ignored)")
             else:
-                attrs.append(a if s == since else f"{a} ({s})")
+                shown = a if s == since else f"{a} ({s})"
+                # Swish/Sigmoid/... read `lut` for int8 nodes only; int16 nodes ignore it (esp_dl_releases "semantics")
+                attrs.append(f"{shown} (int8 only)" if a == "lut" and op != "LUT" else shown)
         lines.append(f"  {op:<{w}} x{e['count']:<4} since {since or 'no known release':<8} "
                      f"{', '.join(attrs) or '-'}")
     if info["ignored_attributes"]:

@@ -9,8 +9,16 @@ simulation differ, this follows ESP-DL:
 - MatMul (``dl_module_matmul.hpp``): the right operand is a conv filter in the packed layout (N/16)K16 + remainder
   (int16: blocks of 8). ESP-DL 3.3.9 never reads the ``input1_layout`` attribute that ESP-PPQ 1.3.12 writes, so a
   ``native_kn`` operand is read as packed too, like the device does (``matmul_layout="attribute"`` honours it).
+- Swish / Sigmoid: int8 nodes with a table read it (``lut_s8``: ``table[x + 128]``); int16 nodes never do
+  (``dl_module_swish.hpp`` / ``dl_module_sigmoid.hpp`` ``deserialize`` reads ``lut`` only for 8-bit): they run the
+  float path, ``round(sigmoid(x) * x)`` with ``expf`` and a double division. Only an explicit int16 ``LUT`` node reads
+  an int16 table (nearest entry, ``dl_base_lut.cpp``).
 - Add / Concat / Split / Slice / Reshape / Transpose / MaxPool copy or add raw integers and ignore exponents
-  (``dl_base_add.cpp`` ``c_impl_add_n_n``, ``dl_module_concat.hpp``...): the exporter is trusted to align them.
+  (``dl_base_add.cpp`` ``c_impl_add_n_n``, ``dl_module_concat.hpp``...): a file where they differ computes garbage on
+  the chip as here; the coverage gate (coverage.py) refuses it.
+- Accumulators: the C kernels sum int8 products in 32 bits and int16 products in 64 bits, exactly. The chips do not:
+  the ESP32-S3 keeps int8 sums in saturating 20-bit lanes and int16 sums in saturating 40-bit lanes, so the two agree
+  only while every partial sum fits (accumulators.py bounds them for int8; 2**39 is out of reach for int16 here).
 - Rounding: half to even on ESP32-P4 (``fcvt.w.s ... rne`` / ``shift_and_round_half_even``), half up on ESP32-S3
   (``floorf(x + 0.5)`` / ``(v + half) >> s``), per ``CONFIG_ROUND_HALF_EVEN_ENABLED`` in ``dl_define_private.hpp``.
 

@@ -24,10 +24,7 @@ IMGSZ_MIN, IMGSZ_MAX, IMGSZ_STEP = cfg.IMGSZ_MIN, cfg.IMGSZ_MAX, cfg.IMGSZ_MULTI
 
 
 def check_imgsz(imgsz: int) -> int:
-    if not (IMGSZ_MIN <= imgsz <= IMGSZ_MAX) or imgsz % IMGSZ_STEP:
-        raise UserError(f"imgsz {imgsz} is not supported; use a multiple of {IMGSZ_STEP} from {IMGSZ_MIN} to "
-                        f"{IMGSZ_MAX} (e.g. 320 or 640)")
-    return imgsz
+    return cfg.check_imgsz(imgsz)
 
 
 #: Ultralytics head classes this exporter knows, and the family (head.FAMILIES) each belongs to.

@@ -36,7 +36,7 @@ def export_metadata() -> dict[str, str]:
 def _digest_span(data: bytes) -> tuple[int, int, str] | None:
     """(start, end, value) of the ``content_sha256`` value's bytes in the file; None when it has no such entry or
     cannot be parsed (the reader reports a corrupt file)."""
-    from .espdl import _HEADER_SIZE, _fbs, open_graph
+    from .espdl_format import _HEADER_SIZE, _fbs, open_graph
 
     hsize = _HEADER_SIZE.get(bytes(data[:4]))
     if hsize is None or len(data) < hsize:
@@ -124,7 +124,7 @@ def verify(path: str | Path, data: bytes | None = None) -> str:
     """Check every record of the file's hash; return what was checked ("verified: ..." or "unverified: ...").
 
     Raises EspdlError (one line) on a mismatch."""
-    from .espdl import EspdlError
+    from .espdl_format import EspdlError
 
     path = Path(path)
     if data is None:

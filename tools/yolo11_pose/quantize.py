@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import io
 import json
 import logging
 import math
@@ -24,15 +23,16 @@ from . import __version__, cfg
 from . import head as heads
 from . import integrity
 from .decode import OUTPUT_NAMES
-from .preprocess import IMAGE_SUFFIXES, TARGET_ROUNDING, TARGETS, float_input, load_rgb
-from .progress import PhaseMonitor, mark
+from .preprocess import IMAGE_SUFFIXES, TARGET_ROUNDING, float_input, load_rgb
+from .ppq_env import ESPPPQ_VERSION, _quiet, check_ppq_version, import_ppq  # noqa: F401 (re-exported)
+from .progress import mark
 from .util import UserError, atomic_path, ensure_writable_dir, sha256_file, write_json
 
-CALIB_MODES = ("square", "letterbox")
+CALIB_MODES = cfg.setting("calib_mode").choices  # ("square", "letterbox")
 #: Measured on COCO val (official weights, esp32p4 8-bit, 640): squashed calibration keeps 0.86 of float AP,
 #: letterboxed only 0.75 (../shared/REFERENCE.md; our own numbers in benchmarks/). So squash by default.
 DEFAULT_CALIB_MODE = cfg.CALIB_MODE  # "square"
-DEFAULT_SEED = 0
+DEFAULT_SEED = cfg.setting("seed").default
 BATCH = 8
 MIN_CALIB = 8
 
@@ -130,26 +130,6 @@ def onnx_weighted_layers(onnx_path: str | Path) -> list[str]:
             if n.op_type in WEIGHTED_OPS]
 
 
-LAYER_FILE_SUFFIXES = (".txt", ".lst", ".list", ".csv", ".cfg", ".conf", ".yaml", ".yml", ".json")
-
-
-def parse_layer_list(spec: str | None) -> list[str]:
-    """`--int16-layers`: comma-separated names, or a file with one name per line (# comments allowed)."""
-    if not spec:
-        return []
-    p = Path(spec)
-    if p.is_file():
-        text = p.read_text().replace(",", "\n")
-        return [ln.split("#")[0].strip() for ln in text.splitlines() if ln.split("#")[0].strip()]
-    # One item that looks like a file (a list-file suffix, or in an existing folder) but is not there: say so, instead
-    # of reporting an unknown layer. Layer names end in an operator (`/model.0/conv/Conv`), not in a suffix.
-    if "," not in spec and (p.suffix.lower() in LAYER_FILE_SUFFIXES or
-                            (str(p.parent) not in (".", "/") and p.parent.is_dir())):
-        raise UserError(f"--int16-layers file {spec} not found; give an existing file (one layer per line) or "
-                        "comma-separated layer names")
-    return [s.strip() for s in spec.split(",") if s.strip()]
-
-
 def _platform(target: str, bits: int):
     from esp_ppq.api.espdl_interface import get_target_platform
 
@@ -182,75 +162,9 @@ def io_quant_info(graph, output_names=OUTPUT_NAMES) -> tuple[dict, list[dict]]:
     return ins[0], outs
 
 
-@contextlib.contextmanager
-def _quiet(verbose: bool, progress: str | None = None):
-    """ESP-PPQ logs hundreds of lines through handles it captured at import: silence fds 1 and 2 unless --verbose.
-
-    What it printed is replayed when the block fails, so an ESP-PPQ error is never hidden. With ``progress`` (a
-    title), the phase ESP-PPQ is in is shown on the real stderr meanwhile (progress.PhaseMonitor).
-    """
-    if verbose:
-        yield
-        return
-    import sys
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile(mode="w+b") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        ok = False
-        text = io.StringIO()  # ESP-PPQ's prints and progress bars, in order, for the phase monitor
-        monitor = PhaseMonitor(text.getvalue, saved[1], progress) if progress else contextlib.nullcontext()
-        try:
-            with monitor, contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
-                yield
-            ok = True
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
-            if not ok:
-                log.seek(0)
-                tail = log.read()[-4000:].decode(errors="replace") + text.getvalue()[-4000:]
-                if tail.strip():
-                    print(tail, file=sys.stderr)
-
-
-def import_ppq() -> None:
-    """Import ESP-PPQ once with its banner silenced (it prints to stdout, which would spoil --json output)."""
-    import sys
-
-    if "esp_ppq" not in sys.modules:
-        with _quiet(False):
-            import esp_ppq  # noqa: F401
-    from .chipsim import install
-
-    install()  # ESP-PPQ's simulation computes what ESP-DL computes (calibration, ranking, fine-tuning, the twin)
-
-
 # ----------------------------------------------------------------------------------------------- ESP-PPQ export fixes
-#: The ESP-PPQ release whose code `espdl_export_fixes` patches; any other is refused (pyproject pins it too).
-ESPPPQ_VERSION = "1.3.12"
 # Any activation name but Linear/Relu makes ESP-PPQ 1.3.12 skip its "native_kn" branch (see below).
 _TAKE_PACKED_BRANCH = "__yolo11_pose_packed__"
-
-
-def check_ppq_version() -> None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        found = version("esp-ppq")
-    except PackageNotFoundError:
-        found = None
-    if found != ESPPPQ_VERSION:
-        raise UserError(f"esp-ppq {found or 'is not installed'}{' is installed' if found else ''}, but yolo11-pose's "
-                        f"export fixes are written for esp-ppq {ESPPPQ_VERSION}; run "
-                        f"`python -m pip install esp-ppq=={ESPPPQ_VERSION}`")
 
 
 @contextlib.contextmanager
@@ -335,15 +249,22 @@ def espdl_export_fixes(packed_matmul: bool = True):
 
 
 def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_calib: int, out_dir: str | Path,
-             calib_mode: str = DEFAULT_CALIB_MODE, int16_layers: list[str] | None = None, seed: int = DEFAULT_SEED,
-             error_report: bool = False, export_test_values: bool = False, progress: bool = True,
-             verbose: bool = False, extra_manifest: dict | None = None, recipe: str = "fast",
-             int16_budget: float | None = None, device: str = "cpu", finetune_epochs: float | None = None,
-             finetune_lr: float | None = None, steps: dict | None = None) -> dict:
+             progress: bool = True, verbose: bool = False, extra_manifest: dict | None = None,
+             steps: dict | None = None, **settings) -> dict:
     """Quantize; write out_dir/model.espdl, model.native (PPQ graph), model.info/json (ESP-PPQ dumps), manifest.json.
 
-    `recipe`, `int16_budget`, `device`, `finetune_*`: see recipe.py (the ESP-PPQ setting, the int16 layers and the
-    fine-tuning come from there); `steps` switches single recipe steps on or off (benchmarks/bench_recipes.py)."""
+    ``settings``: any other build setting of cfg.SETTINGS by name (calib_mode, int16_layers, seed, recipe, ...),
+    checked once by cfg.make_settings; see quantize_settings."""
+    s = cfg.make_settings(weights=None, target=target, bits=bits, calib=calib, num_calib=num_calib, **settings)
+    return quantize_settings(onnx_path, s, out_dir, progress=progress, verbose=verbose,
+                             extra_manifest=extra_manifest, steps=steps)
+
+
+def quantize_settings(onnx_path: str | Path, s: cfg.Settings, out_dir: str | Path, progress: bool = True,
+                      verbose: bool = False, extra_manifest: dict | None = None, steps: dict | None = None) -> dict:
+    """`quantize` from a settings object (cfg.make_settings; its imgsz is the ONNX's). The recipe, int16 budget,
+    device and fine-tuning settings: see recipe.py (the ESP-PPQ setting, the int16 layers and the fine-tuning come
+    from there); `steps` switches single recipe steps on or off (benchmarks/bench_recipes.py)."""
     import torch
 
     check_ppq_version()
@@ -355,18 +276,15 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
     from .export import onnx_meta
 
     t0 = time.time()
-    if target not in TARGETS:
-        raise UserError(f"unsupported target {target!r}; use one of {', '.join(TARGETS)}")
-    if bits not in (8, 16):
-        raise UserError(f"unsupported --bits {bits}; use 8 or 16 (mixed precision: --bits 8 --int16-layers ...)")
-    if calib_mode not in CALIB_MODES:
-        raise UserError(f"unknown --calib-mode {calib_mode!r}; use one of {', '.join(CALIB_MODES)}")
+    for name in ("target", "calib"):
+        if getattr(s, name) is None:
+            raise UserError(f"{cfg.setting(name).option} must be given")
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise UserError(f"ONNX file {onnx_path} not found; run `yolo11-pose export` first")
     meta = onnx_meta(onnx_path)  # first: it refuses files that are not `yolo11-pose export` ONNX
     out_dir = ensure_writable_dir(out_dir)
-    int16_layers = list(int16_layers or [])
+    int16_layers = list(s.int16_layers)
     if int16_layers:
         known = set(onnx_node_names(onnx_path))
         unknown = [n for n in int16_layers if n not in known]
@@ -375,26 +293,24 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
             near = sorted(weighted, key=lambda k: -len(os.path.commonprefix([k, unknown[0]])))[:3]
             raise UserError(f"--int16-layers names unknown layer {unknown[0]!r}; use layer names as "
                             f"`yolo11-pose inspect` lists them, such as {', '.join(near)}")
-        if bits == 16:
-            raise UserError("--int16-layers only makes sense with --bits 8 (everything is int16 with --bits 16)")
-    if bits == 16:
+    if s.bits == 16:
         from . import coverage
 
-        coverage.precheck_int16(onnx_op_types(onnx_path), target)
+        coverage.precheck_int16(onnx_op_types(onnx_path), s.target)
     imgsz = int(meta.get("imgsz") or 0)
     if not imgsz:
         import onnx
 
         dims = onnx.load(str(onnx_path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
         imgsz = int(dims[2].dim_value)
-    files = select_images(resolve_images(calib), num_calib, seed)
-    batches = calibration_batches(files, imgsz, calib_mode, progress)
+    s = s.replace(imgsz=imgsz)
+    target, bits, device = s.target, s.bits, s.device
+    files = select_images(resolve_images(s.calib), s.num_calib, s.seed)
+    batches = calibration_batches(files, imgsz, s.calib_mode, progress)
 
-    from .recipe import grad_mode, make_plan
+    from .recipe import grad_mode, plan_for
 
-    plan = make_plan(recipe, onnx_path, target, bits, batches, int16_layers=int16_layers, int16_budget=int16_budget,
-                     device=device, log=mark, finetune_epochs=finetune_epochs, finetune_lr=finetune_lr,
-                     steps=steps)
+    plan = plan_for(s, onnx_path, batches, log=mark, steps=steps)
     setting = plan.setting
 
     work = Path(tempfile.mkdtemp(prefix=".quantize-", dir=out_dir))
@@ -428,7 +344,7 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
                     plan.info["finetune"] = distill(graph, batches, meta["head"], device=device, log=mark,
                                                     **plan.finetune)
             with _quiet(verbose, "quantizing" if progress else None):  # one title: the export is its last phase
-                values_for_test = generate_test_value(graph, device, dummy, None) if export_test_values else None
+                values_for_test = generate_test_value(graph, device, dummy, None) if s.export_test_values else None
                 platform = get_target_platform(target, _resolve_quant_type_and_bits(None, bits)[0])
                 PFL.Exporter(platform=platform).export(
                     file_path=str(espdl_tmp), graph=graph, values_for_test=values_for_test, export_config=True,
@@ -451,7 +367,7 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
         espdl_compat["unverified_ops"] = sorted(coverage.check(load_graph(espdl_tmp), target, what="build"))
         s3_acc = s3_accumulators(espdl_tmp, files) if target == "esp32s3" else None
         test_values = None
-        if export_test_values:
+        if s.export_test_values:
             # ESP-PPQ embeds its own simulation's outputs; dl::Model::test() on the chip must compare against what
             # ESP-DL computes (int8: exactly), so the expected outputs are recomputed with the executor.
             from .executor import embed_espdl_test_outputs
@@ -463,21 +379,19 @@ def quantize(onnx_path: str | Path, target: str, bits: int, calib: str, num_cali
         integrity.seal(espdl_tmp)  # last rewrite of the file: its content SHA-256 into its metadata
         inp, outs = io_quant_info(graph, meta["head"].output_names)
         report = None
-        if error_report:
+        if s.error_report:
             from .report import error_report as run_error_report
 
             report = run_error_report(graph, batches, work, progress=progress)
         manifest = {
             "tool": f"yolo11-pose {__version__}",
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "settings": {"target": target, "bits": bits, "imgsz": imgsz, "calib_mode": calib_mode,
-                         "num_calib": num_calib, "seed": seed, "int16_layers": int16_layers,
-                         "export_test_values": export_test_values, "recipe": recipe, "int16_budget": int16_budget,
+            "settings": {**s.key_values(),
                          "calib_algorithm": plan.info["calibration"]["method"], "finetune": plan.finetune},
             "recipe": plan.info,
-            "inputs": {"onnx": str(onnx_path), "onnx_sha256": sha256_file(onnx_path), "calib_source": str(calib),
+            "inputs": {"onnx": str(onnx_path), "onnx_sha256": sha256_file(onnx_path), "calib_source": str(s.calib),
                        "calib_images": [f.name for f in files],
-                       "calib_sha256": _hash_files(files)},
+                       "calib_sha256": hash_files(files)},
             "kpt_shape": meta.get("kpt_shape"), "nc": meta.get("nc"), "head": meta["head"].to_text(),
             "input": inp, "outputs": outs,
             "rounding": TARGET_ROUNDING[target],
@@ -538,7 +452,7 @@ def stable_manifest(manifest: dict) -> dict:
     return {k: v for k, v in manifest.items() if k not in VOLATILE_MANIFEST_KEYS}
 
 
-def _hash_files(files: list[Path]) -> str:
+def hash_files(files: list[Path]) -> str:
     import hashlib
 
     h = hashlib.sha256()

@@ -40,10 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cfg
+from .ppq_env import _quiet, import_ppq
 from .util import UserError
 
-RECIPES = ("fast", "accurate")
-DEFAULT_RECIPE = "fast"
+RECIPES = cfg.setting("recipe").choices  # ("fast", "accurate")
+DEFAULT_RECIPE = cfg.setting("recipe").default
 CALIB_METHODS = ("kl", "percentile", "mse", "minmax")
 #: ``fast`` calibration: measured at 640 on ESP32-S3 and ESP32-P4 (benchmarks/results/recipes.md).
 FAST_CALIB = "percentile"
@@ -90,34 +92,20 @@ class Plan:
 
 
 def check_args(recipe: str, int16_budget: float | None, device: str, budget_kind: str = "macs") -> None:
-    if recipe not in RECIPES:
-        raise UserError(f"unknown --recipe {recipe!r}; use one of {', '.join(RECIPES)}")
+    cfg.make_settings(recipe=recipe, int16_budget=int16_budget, device=device)
     if budget_kind not in BUDGET_KINDS:
         raise UserError(f"unknown int16 budget kind {budget_kind!r}; use one of {', '.join(BUDGET_KINDS)}")
-    if int16_budget is not None and not (0.0 <= float(int16_budget) <= 1.0):
-        raise UserError(f"--int16-budget {int16_budget} must be a share between 0 and 1 (e.g. 0.1 for 10 % of MACs)")
     check_device(device)
 
 
 def check_device(device: str) -> None:
     """--device of every command that takes one: cpu, or a CUDA device torch can see."""
-    if device != "cpu" and not str(device).startswith("cuda"):
-        raise UserError(f"--device {device!r}: use cpu or cuda (cuda:N)")
+    cfg.check_device(device)
     if str(device).startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             raise UserError(f"--device {device}: torch sees no CUDA device here; drop --device or use cpu")
-
-
-def check_finetune(epochs: float | None, lr: float | None) -> None:
-    """`yolo11-pose qat`'s --epochs and --lr (None: not given)."""
-    from . import cfg
-
-    if epochs is not None and not (0 < float(epochs) <= 1000):
-        raise UserError(f"--epochs {epochs:g}: give the passes over the calibration images, e.g. {cfg.QAT_EPOCHS:g}")
-    if lr is not None and not (0 < float(lr) < 1):
-        raise UserError(f"--lr {lr:g}: give a learning rate between 0 and 1, e.g. {cfg.QAT_LR:g}")
 
 
 def int16_platform(target: str):
@@ -188,8 +176,6 @@ def logit_ops(graph) -> list[str]:
 def quantize_graph(onnx_path, target: str, bits: int, batches: list, setting, device: str = "cpu"):
     """ESP-PPQ quantization without export (for measurements); returns the quantized graph."""
     from esp_ppq.api import espdl_quantize_onnx
-
-    from .quantize import _quiet
 
     work = Path(tempfile.mkdtemp(prefix=".recipe-"))
     try:
@@ -384,16 +370,24 @@ def make_plan(recipe: str, onnx_path, target: str, bits: int, batches: list, int
               int16_budget: float | None = None, budget_kind: str = "macs", device: str = "cpu", log=print,
               steps: dict | None = None, finetune_epochs: float | None = None,
               finetune_lr: float | None = None) -> Plan:
-    """Build the ESP-PPQ setting for `recipe` (running its measurements first).
+    """plan_for() with the settings given one by one."""
+    s = cfg.make_settings(recipe=recipe, target=target, bits=bits, int16_layers=list(int16_layers or ()),
+                          int16_budget=int16_budget, device=device, finetune_epochs=finetune_epochs,
+                          finetune_lr=finetune_lr)
+    return plan_for(s, onnx_path, batches, budget_kind=budget_kind, log=log, steps=steps)
+
+
+def plan_for(s: cfg.Settings, onnx_path, batches: list, budget_kind: str = "macs", log=print,
+             steps: dict | None = None) -> Plan:
+    """Build the ESP-PPQ setting for the recipe of settings `s` (running its measurements first).
 
     ``steps`` switches single steps of the accurate recipe on or off (``{"tqt": False}``), for measuring what each
-    buys; unknown keys are refused. ``finetune_epochs``/``finetune_lr`` (``yolo11-pose qat``) switch the fine-tuning
-    step on with these settings, whatever the recipe.
+    buys; unknown keys are refused. ``s.finetune_epochs``/``s.finetune_lr`` (``yolo11-pose qat``) switch the
+    fine-tuning step on with these settings, whatever the recipe.
     """
-    check_args(recipe, int16_budget, device, budget_kind)
-    check_finetune(finetune_epochs, finetune_lr)
-    from . import cfg
-
+    check_args(s.recipe, s.int16_budget, s.device, budget_kind)
+    recipe, target, bits, device = s.recipe, s.target, s.bits, s.device
+    int16_budget, finetune_epochs, finetune_lr = s.int16_budget, s.finetune_epochs, s.finetune_lr
     limit_malloc_growth()
     import_ppq()
     t0 = time.time()
@@ -432,7 +426,7 @@ def make_plan(recipe: str, onnx_path, target: str, bits: int, batches: list, int
         info["calibration"] = {"method": method}
     setting = base_setting(8, method)
 
-    int16_ops = list(int16_layers or [])
+    int16_ops = list(s.int16_layers)
     cal, ev = _subsets(batches, MEASURE_CALIB_IMAGES, MEASURE_EVAL_IMAGES)
     if graph is None and (all_steps["clip_guard"] or all_steps["int16"]):
         graph = quantize_graph(onnx_path, target, 8, cal, base_setting(8, method), device)
@@ -492,12 +486,6 @@ def _logit_op_names(onnx_path) -> list[str]:
     m = onnx.load(str(onnx_path), load_external_data=False)
     src = {o: n.name for n in m.graph.node for o in n.output}
     return [src[o.name] for o in m.graph.output if o.name in LOGIT_OUTPUTS and o.name in src]
-
-
-def import_ppq() -> None:
-    from .quantize import import_ppq as _imp
-
-    _imp()
 
 
 @contextlib.contextmanager

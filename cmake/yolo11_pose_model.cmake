@@ -5,6 +5,9 @@
 #             `idf.py flash`, or left in build/yolo11_pose/ for the SD card.
 # Include it from the component's CMakeLists.txt after idf_component_register().
 #
+# Regeneration's settings, checks and messages live in the Python tool (tools/yolo11_pose/cmake_helper.py, from the
+# settings definitions in tools/yolo11_pose/cfg/); this file only passes menuconfig's values on.
+#
 # ESP-IDF functions used: idf_build_get_property, idf_component_get_property, esptool_py_flash_to_partition,
 # partition_table_get_partition_info, and ESP-DL's target_add_aligned_binary_data (own fallback when absent).
 
@@ -112,7 +115,7 @@ function(_yolo11_pose_regenerate out_model out_primary work_dir project_dir targ
     endif()
     # Sets _yolo11_pose_command, _yolo11_pose_depends and _yolo11_pose_comment; re-lists calibration folders.
     include("${work_dir}/regenerate.cmake")
-    file(GLOB tool_sources "${tools_dir}/yolo11_pose/*.py" "${tools_dir}/yolo11_pose/cfg/*")
+    file(GLOB tool_sources LIST_DIRECTORIES false "${tools_dir}/yolo11_pose/*.py" "${tools_dir}/yolo11_pose/cfg/*.*")
 
     set(model "${work_dir}/yolo11_pose.espdl")
     set(stamp "${work_dir}/regenerate.stamp")
@@ -185,6 +188,64 @@ _binary_@sym@_end:
     target_sources(${lib} PRIVATE "${asm}")
 endfunction()
 
+# The model the build takes when it is not regenerated: the user's own .espdl, or the prebuilt one for the target.
+function(_yolo11_pose_choose out_src project_dir target)
+    if(CONFIG_YOLO11_POSE_MODEL_CUSTOM_FILE)
+        _yolo11_pose_abspath(src "${CONFIG_YOLO11_POSE_MODEL_FILE}" "${project_dir}")
+        _yolo11_pose_check_espdl("${src}" "model file (CONFIG_YOLO11_POSE_MODEL_FILE)")
+    else()
+        if(NOT target IN_LIST _YOLO11_POSE_PREBUILT_TARGETS)
+            _yolo11_pose_fail("no prebuilt model for ${target} (only esp32p4, esp32s3); choose 'My own .espdl "
+                              "file' or 'Build it from weights' in ${_YOLO11_POSE_MENU} > Model")
+        endif()
+        set(imgsz "${CONFIG_YOLO11_POSE_PREBUILT_IMGSZ}")
+        if(imgsz STREQUAL "")
+            set(imgsz 640)
+        endif()
+        set(src "${_YOLO11_POSE_COMPONENT_DIR}/models/${target}/yolo11n-pose-${imgsz}-int8.espdl")
+        _yolo11_pose_check_espdl("${src}" "prebuilt model")
+    endif()
+    set(${out_src} "${src}" PARENT_SCOPE)
+endfunction()
+
+# `idf.py flash` writes the model to the data partition labelled CONFIG_YOLO11_POSE_MODEL_PARTITION_LABEL, which must
+# exist and hold it (`known_size`; empty for a regenerated model, whose size is checked after its build step).
+function(_yolo11_pose_flash_partition model known_size)
+    set(label "${CONFIG_YOLO11_POSE_MODEL_PARTITION_LABEL}")
+    if(label STREQUAL "")
+        set(label model)
+    endif()
+    partition_table_get_partition_info(part_size "--partition-name ${label}" "size")
+    if("${part_size}" STREQUAL "")
+        # Suggest the model's size plus 5 % in 64 KB steps (a regenerated model: the largest shipped one, 5.15 MB).
+        set(suggest 5440K)
+        if(NOT known_size STREQUAL "")
+            math(EXPR suggest "(${known_size} * 105 / 100 + 65535) / 65536 * 64")
+            set(suggest "${suggest}K")
+        endif()
+        _yolo11_pose_fail("the partition table has no partition labelled '${label}'; add one (e.g. "
+                          "`${label}, data, spiffs, , ${suggest},` in partitions.csv, the model and 5 %) or "
+                          "fix CONFIG_YOLO11_POSE_MODEL_PARTITION_LABEL")
+    endif()
+    math(EXPR part_size "${part_size}")
+    if(NOT known_size STREQUAL "" AND known_size GREATER part_size)
+        _yolo11_pose_fail("the model (${known_size} bytes) does not fit partition '${label}' (${part_size} "
+                          "bytes); enlarge the partition")
+    endif()
+    if(known_size STREQUAL "")
+        add_custom_command(TARGET yolo11_pose_model POST_BUILD
+            COMMAND "${CMAKE_COMMAND}" -D "FILE=${model}" -D "LIMIT=${part_size}" -D "LABEL=${label}"
+                    -P "${_YOLO11_POSE_CMAKE_DIR}/yolo11_pose_check_size.cmake"
+            VERBATIM)
+    endif()
+    esptool_py_flash_to_partition(flash "${label}" "${model}")
+    if(TARGET flash)
+        add_dependencies(flash yolo11_pose_model)
+    endif()
+    set(_yolo11_pose_label "${label}" PARENT_SCOPE)
+endfunction()
+
+# Choose the model -> (regenerate it) -> check it -> embed it or flash it.
 function(_yolo11_pose_model_setup)
     idf_build_get_property(build_dir BUILD_DIR)
     idf_build_get_property(project_dir PROJECT_DIR)
@@ -197,27 +258,13 @@ function(_yolo11_pose_model_setup)
     set(work_dir "${build_dir}/yolo11_pose")
     file(MAKE_DIRECTORY "${work_dir}")
 
-    # 1. Source.
+    # 1. Source: regenerated from weights, or a file (checked: an .espdl that exists).
     if(CONFIG_YOLO11_POSE_MODEL_REGENERATE)
         _yolo11_pose_regenerate(model primary "${work_dir}" "${project_dir}" "${target}")
         set(src_desc "regenerated by yolo11-pose build")
         set(known_size "")
     else()
-        if(CONFIG_YOLO11_POSE_MODEL_CUSTOM_FILE)
-            _yolo11_pose_abspath(src "${CONFIG_YOLO11_POSE_MODEL_FILE}" "${project_dir}")
-            _yolo11_pose_check_espdl("${src}" "model file (CONFIG_YOLO11_POSE_MODEL_FILE)")
-        else()
-            if(NOT target IN_LIST _YOLO11_POSE_PREBUILT_TARGETS)
-                _yolo11_pose_fail("no prebuilt model for ${target} (only esp32p4, esp32s3); choose 'My own .espdl "
-                                  "file' or 'Build it from weights' in ${_YOLO11_POSE_MENU} > Model")
-            endif()
-            set(imgsz "${CONFIG_YOLO11_POSE_PREBUILT_IMGSZ}")
-            if(imgsz STREQUAL "")
-                set(imgsz 640)
-            endif()
-            set(src "${_YOLO11_POSE_COMPONENT_DIR}/models/${target}/yolo11n-pose-${imgsz}-int8.espdl")
-            _yolo11_pose_check_espdl("${src}" "prebuilt model")
-        endif()
+        _yolo11_pose_choose(src "${project_dir}" "${target}")
         set(model "${work_dir}/yolo11_pose.espdl")
         set(primary "${model}")
         file(SIZE "${src}" known_size)
@@ -231,41 +278,10 @@ function(_yolo11_pose_model_setup)
     endif()
     add_custom_target(yolo11_pose_model ALL DEPENDS "${primary}")
 
-    # 2. Location.
+    # 2. Location: a flash partition, the SD card, or flash rodata.
     if(CONFIG_YOLO11_POSE_MODEL_LOCATION_FLASH_PARTITION)
-        set(label "${CONFIG_YOLO11_POSE_MODEL_PARTITION_LABEL}")
-        if(label STREQUAL "")
-            set(label model)
-        endif()
-        partition_table_get_partition_info(part_size "--partition-name ${label}" "size")
-        if("${part_size}" STREQUAL "")
-            # Suggest the model's size plus 5 % in 64 KB steps (a regenerated model: the largest shipped one, 5.15 MB).
-            set(suggest 5440K)
-            if(NOT known_size STREQUAL "")
-                math(EXPR suggest "(${known_size} * 105 / 100 + 65535) / 65536 * 64")
-                set(suggest "${suggest}K")
-            endif()
-            _yolo11_pose_fail("the partition table has no partition labelled '${label}'; add one (e.g. "
-                              "`${label}, data, spiffs, , ${suggest},` in partitions.csv, the model and 5 %) or "
-                              "fix CONFIG_YOLO11_POSE_MODEL_PARTITION_LABEL")
-        endif()
-        math(EXPR part_size "${part_size}")
-        if(NOT known_size STREQUAL "" AND known_size GREATER part_size)
-            _yolo11_pose_fail("the model (${known_size} bytes) does not fit partition '${label}' (${part_size} "
-                              "bytes); enlarge the partition")
-        endif()
-        if(known_size STREQUAL "")
-            # Regenerated: its size is known only after the build step; check it before flashing.
-            add_custom_command(TARGET yolo11_pose_model POST_BUILD
-                COMMAND "${CMAKE_COMMAND}" -D "FILE=${model}" -D "LIMIT=${part_size}" -D "LABEL=${label}"
-                        -P "${_YOLO11_POSE_CMAKE_DIR}/yolo11_pose_check_size.cmake"
-                VERBATIM)
-        endif()
-        esptool_py_flash_to_partition(flash "${label}" "${model}")
-        if(TARGET flash)
-            add_dependencies(flash yolo11_pose_model)
-        endif()
-        message(STATUS "yolo11_pose: model (${src_desc}) goes to partition '${label}' on idf.py flash")
+        _yolo11_pose_flash_partition("${model}" "${known_size}")
+        message(STATUS "yolo11_pose: model (${src_desc}) goes to partition '${_yolo11_pose_label}' on idf.py flash")
     elseif(CONFIG_YOLO11_POSE_MODEL_LOCATION_SDCARD)
         message(STATUS "yolo11_pose: model (${src_desc}) left at ${model}; copy it to the SD card as "
                        "${CONFIG_YOLO11_POSE_MODEL_SDCARD_PATH}")

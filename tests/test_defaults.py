@@ -144,14 +144,35 @@ def test_cpp_rounding_per_target():
     assert all(r == other for t, r in cfg.TARGET_ROUNDING.items() if t != chosen)
 
 
-def test_cmake_reads_the_defaults():
-    """The CMake hook takes its fallbacks from default.yaml (by key) instead of repeating the numbers."""
+def test_cmake_repeats_no_setting():
+    """The CMake hook neither holds nor parses defaults and limits: the regeneration settings are made, checked and
+    written by the tools (cmake_helper.py, from cfg.SETTINGS), the CMake only passes menuconfig's values on."""
     text = (REPO / "cmake" / "yolo11_pose_model.cmake").read_text()
-    keys = set(re.findall(r"(?<!function\()_yolo11_pose_default\(\w+ (\w+)\)", text))
-    keys |= set(re.findall(r"_yolo11_pose_setting\(\w+ YOLO11_POSE_\w+ (\w+)", text))
-    assert {"imgsz", "imgsz_min", "imgsz_max", "imgsz_multiple", "bits", "num_calib", "calib_mode",
-            "weights"} <= keys
-    assert keys <= set(D), keys - set(D)
+    assert "yolo11_pose.cmake_helper" in text and "default.yaml" not in text
     regen = re.search(r"^function\(_yolo11_pose_regenerate .*?^endfunction", text, re.S | re.M).group(0)
-    for literal in ("set(imgsz 640)", "set(num_calib 64)", "set(bits 8)", '"yolo11n-pose.pt")', " 1280 ", "% 32"):
-        assert literal not in regen
+    for literal in ("imgsz", "num_calib", "calib_mode", "--bits", '"yolo11n-pose.pt"', " 1280", "% 32", "--weights"):
+        assert literal not in regen, literal
+
+
+def test_kconfig_agrees_with_the_settings():
+    """Every setting menuconfig offers (cfg.SETTINGS' kconfig) has its symbol, the same default (empty: the setting's
+    own default), and a range whose ends the tools accept."""
+    offered = [s for s in cfg.SETTINGS if s.kconfig]
+    assert {s.name for s in offered} >= {"weights", "imgsz", "bits", "calib", "num_calib", "calib_mode",
+                                         "int16_layers", "export_test_values"}
+    for s in offered:
+        sym = kconfig_symbol(f"YOLO11_POSE_{s.kconfig}")
+        kdefault = sym["default"]
+        assert kdefault is not None, s.kconfig
+        if kdefault in ("", "n"):
+            assert s.default in (None, (), False, ""), s.name
+        else:
+            assert getattr(cfg.make_settings(source="cmake", **{s.name: kdefault}), s.name) == s.default, s.name
+        if sym["range"]:
+            for end in sym["range"]:
+                cfg.make_settings(source="cmake", **{s.name: end})  # raises for a value the tools refuse
+    body = (REPO / "Kconfig").read_text()
+    for name in ("BITS", "CALIB_MODE"):  # menuconfig choices set these through `default X if ...`
+        found = set(re.findall(r"^\s*default \"?(\w+)\"? if YOLO11_POSE_\w+\s*$",
+                               re.search(rf"config YOLO11_POSE_{name}\n(.*?)\n\n", body, re.S).group(1), re.M))
+        assert found and found <= {str(c) for c in cfg.setting(name.lower()).choices}, name

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from .conftest import REPO
+from .firmware import partitions
 
 EXAMPLES = sorted(p.parent for p in REPO.glob("examples/*/CMakeLists.txt"))
 TARGETS = ("esp32p4", "esp32s3")
@@ -34,28 +35,6 @@ def _sdkconfig(path: Path) -> dict[str, str]:
             k, _, v = ln.partition("=")
             out[k.strip()] = v.strip().strip('"')
     return out
-
-
-def _size(text: str) -> int:
-    text = text.strip()
-    m = re.fullmatch(r"(0x[0-9a-fA-F]+|\d+)([KM]?)", text)
-    assert m, f"size {text!r}"
-    return int(m.group(1), 0) * {"": 1, "K": 1024, "M": MB}[m.group(2)]
-
-
-def _partitions(csv: Path) -> list[dict]:
-    """ESP-IDF's partition CSV, with empty offsets filled in as gen_esp32part.py does (apps aligned to 64 KB)."""
-    parts, end = [], 0x9000
-    for ln in csv.read_text().splitlines():
-        if not ln.strip() or ln.lstrip().startswith("#"):
-            continue
-        name, typ, sub, off, size = [c.strip() for c in ln.split(",")[:5]]
-        align = 0x10000 if typ == "app" else 0x1000
-        start = _size(off) if off else (end + align - 1) // align * align
-        assert start >= end and start % align == 0, f"{csv}: {name} at {start:#x} overlaps or is misaligned"
-        end = start + _size(size)
-        parts.append({"name": name, "type": typ, "subtype": sub, "offset": start, "size": _size(size)})
-    return parts
 
 
 @pytest.mark.parametrize("app", EXAMPLES, ids=lambda p: p.name)
@@ -87,7 +66,7 @@ def test_layout_and_per_target_defaults(app):
         (flash_key,) = [k for k in cfg if k in FLASH_SIZES]
         flash = FLASH_SIZES[flash_key]
 
-        parts = _partitions(app / common["CONFIG_PARTITION_TABLE_CUSTOM_FILENAME"])
+        parts = partitions(app / common["CONFIG_PARTITION_TABLE_CUSTOM_FILENAME"])
         assert max(p["offset"] + p["size"] for p in parts) <= flash, f"{target}: partitions exceed {flash_key}"
         (factory,) = [p for p in parts if p["type"] == "app"]
         # The model is embedded in the app (flash rodata): any shipped model for the target must fit with the code

@@ -48,7 +48,8 @@ def no_slow_work(monkeypatch):
         raise AssertionError("got to the slow work before checking the arguments")
 
     for mod, name in ((export, "export_onnx"), (build, "export_onnx"), (export, "load_pose_model"),
-                      (quantize, "quantize"), (build, "build"), (twin, "TorchModel"), (twin, "OnnxModel")):
+                      (quantize, "quantize"), (quantize, "quantize_settings"), (build, "build"),
+                      (build, "build_settings"), (twin, "TorchModel"), (twin, "OnnxModel")):
         monkeypatch.setattr(mod, name, boom)
 
 

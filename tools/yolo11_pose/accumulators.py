@@ -89,16 +89,18 @@ def measure(executor, inputs: list[np.ndarray]) -> dict[str, int]:
     return peak
 
 
-def report(executor, inputs: list[np.ndarray]) -> dict:
-    """What an ESP32-S3 build's manifest records; refuses (UserError) what no input can make right."""
+def report(executor, inputs: list[np.ndarray], allow: bool = False) -> dict:
+    """What an ESP32-S3 build's manifest records; refuses (UserError) what no input can make right, unless
+    ``allow`` (the user's --allow-unverified-ops), when the problems are recorded instead."""
     probs = static_problems(executor.graph)
-    if probs:
+    if probs and not allow:
         more = f" (and {len(probs) - 1} more)" if len(probs) > 1 else ""
         raise UserError(f"refusing to write the model: on the ESP32-S3 {probs[0]}{more}; nothing was written")
     peak = measure(executor, inputs)
     ratio = {k: round(v / LIMIT, 4) for k, v in peak.items()}
     worst = max(ratio, key=ratio.get) if ratio else None
     return {"lane_bits": LANE_BITS, "limit": LIMIT, "images": len(inputs), "warn_above": WARN_SHARE,
+            **({"refusals_overridden": probs} if probs else {}),
             "worst_layer": worst, "worst_share": ratio.get(worst, 0.0),
             "over_warn": sorted(k for k, r in ratio.items() if r > WARN_SHARE),
             "layers": dict(sorted(peak.items(), key=lambda kv: -kv[1]))}

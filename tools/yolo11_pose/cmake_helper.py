@@ -102,8 +102,14 @@ def regenerate(config: dict[str, str], work_dir: Path, project_dir: Path, target
     """The build step of a regenerating configuration: {"command", "depends", "comment", "globs", "configure_depends",
     "status"}. Raises UserError naming the menuconfig setting to fix."""
     values = config_values(config)
+    int16_file = None
+    if values.get("int16_layers"):
+        lpath = _abspath(values["int16_layers"], project_dir)
+        if lpath.is_file():  # the command reads the file: its content is an input of the build step
+            values["int16_layers"] = int16_file = str(lpath)
     s = cfg.make_settings(source="cmake", target=target, **values)  # types, choices and ranges, as the CLI's
-    status, depends, globs, configure_depends = [], [], [], []
+    depends = [int16_file] if int16_file else []
+    status, globs, configure_depends = [], [], []
 
     # Weights: a file (the build depends on its content), or the bare name of an official checkpoint or architecture
     # that Ultralytics fetches itself (the command runs in work_dir, where a download lands).
@@ -127,13 +133,7 @@ def regenerate(config: dict[str, str], work_dir: Path, project_dir: Path, target
                         "environment variable YOLO11_POSE_CALIB, to a folder, list file or glob of JPEG/PNG images like "
                         "those the camera sees")
     calib = _abspath(s.calib, project_dir)
-
-    int16_file = None
-    if s.int16_layers:
-        lpath = _abspath(config.get(PREFIX + "INT16_LAYERS", ""), project_dir)
-        if lpath.is_file():  # the command reads the file: its content is an input of the build step
-            int16_file = str(lpath)
-            depends.append(int16_file)
+    is_glob = any(ch in s.calib for ch in "*?[")
 
     problem = python_problem(python, python_configured, component_dir)
     if problem:
@@ -142,7 +142,7 @@ def regenerate(config: dict[str, str], work_dir: Path, project_dir: Path, target
     # The images as `yolo11-pose build` reads them (folder, list file or glob): the build step depends on each.
     from .quantize import resolve_images
 
-    if not any(ch in s.calib for ch in "*?[") and not calib.exists():
+    if not is_glob and not calib.exists():
         raise UserError(f"calibration images {calib} do not exist; set {PREFIX}CALIB to a folder, list file or glob "
                         "of JPEG/PNG images")
     files = resolve_images(calib)
@@ -150,7 +150,7 @@ def regenerate(config: dict[str, str], work_dir: Path, project_dir: Path, target
         raise UserError(f"{calib} holds {len(files)} calibration images but {PREFIX}NUM_CALIB is {s.num_calib}; add "
                         "images or lower the number")
     depends += [str(f) for f in files]
-    if any(ch in s.calib for ch in "*?["):
+    if is_glob:
         globs.append(("GLOB_RECURSE" if "**" in s.calib else "GLOB", str(calib)))  # Python crosses folders with **
     elif calib.is_dir():
         globs.append(("GLOB", str(calib / "*")))

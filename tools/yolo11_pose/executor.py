@@ -51,6 +51,10 @@ class ExecutorError(EspdlError):
     """A file the executor cannot run, or a node it does not know; one line naming the node and the problem."""
 
 
+class UnverifiedOpsError(ExecutorError, coverage.UnverifiedError):
+    """The file computes something no ESP-DL output covers (coverage.py) and the user did not opt in."""
+
+
 # ----------------------------------------------------------------------------------------------- the file
 @dataclass
 class Const:
@@ -392,7 +396,10 @@ class Executor:
                 raise ExecutorError(f"node {nd.name!r} ({nd.op}): quant_type {qt!r} is not supported")
         # arithmetic no ESP-DL output covers is refused unless opted in (coverage.py); what was let through is kept
         allow = coverage.allowed() if allow_unverified is None else allow_unverified
-        self.unverified = coverage.check(self.graph, target, allow=allow)
+        try:
+            self.unverified = coverage.check(self.graph, target, allow=allow)
+        except coverage.UnverifiedError as e:
+            raise UnverifiedOpsError(str(e)) from None
 
     # -- helpers ---------------------------------------------------------------------------------------------
     @property

@@ -1,6 +1,6 @@
 """Progress of ESP-PPQ's long, silenced phases, shown on stderr.
 
-quantize._quiet keeps ESP-PPQ's hundreds of log lines off the screen (they would spoil the output, and --json
+ppq_env._quiet keeps ESP-PPQ's hundreds of log lines off the screen (they would spoil the output, and --json
 stdout). After calibration ESP-PPQ then works for minutes with nothing shown, so ``PhaseMonitor`` reads the captured
 log from a thread and shows the phase it is in: the name of its running pass, calibration steps, and the time so far.
 Our own steps inside the silenced block are announced with ``mark()``.

@@ -386,8 +386,7 @@ def quantize_settings(onnx_path: str | Path, s: cfg.Settings, out_dir: str | Pat
         manifest = {
             "tool": f"yolo11-pose {__version__}",
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "settings": {**s.key_values(),
-                         "calib_algorithm": plan.info["calibration"]["method"], "finetune": plan.finetune},
+            "settings": manifest_settings(s, plan.info, plan.finetune),
             "recipe": plan.info,
             "inputs": {"onnx": str(onnx_path), "onnx_sha256": sha256_file(onnx_path), "calib_source": str(s.calib),
                        "calib_images": [f.name for f in files],
@@ -419,6 +418,12 @@ def quantize_settings(onnx_path: str | Path, s: cfg.Settings, out_dir: str | Pat
         shutil.rmtree(work, ignore_errors=True)
 
 
+def manifest_settings(s: cfg.Settings, plan_info: dict, finetune: dict | None) -> dict:
+    """The manifest's "settings": every setting the files depend on (cfg.SETTINGS' ``key``), and what the recipe
+    chose from them."""
+    return {**s.key_values(), "calib_algorithm": plan_info["calibration"]["method"], "finetune": finetune}
+
+
 #: Calibration images on which an ESP32-S3 build measures its accumulator bounds (accumulators.py).
 S3_ACCUMULATOR_IMAGES = 8
 
@@ -435,7 +440,9 @@ def s3_accumulators(espdl_path: Path, files: list[Path]) -> dict:
     bits = 16 if inp.dtype == "int16" else 8
     xs = [device_input(load_rgb(f), inp.shape[2], inp.shape[1], ex._exp(inp.name), bits, ex.rounding)[0]
           for f in files[:S3_ACCUMULATOR_IMAGES]]
-    rep = accumulators.report(ex, xs)
+    from . import coverage
+
+    rep = accumulators.report(ex, xs, allow=coverage.allowed())  # the same opt-in as the coverage gate
     if rep["over_warn"]:
         mark(f"warning: on the ESP32-S3, {len(rep['over_warn'])} int8 layer(s) can reach more than "
              f"{accumulators.WARN_SHARE:g} of the 20-bit accumulator lane (worst {rep['worst_layer']}: "

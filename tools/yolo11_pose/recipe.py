@@ -150,7 +150,7 @@ def onnx_costs(onnx_path: str | Path) -> dict[str, dict]:
                 continue
             macs = int(np.prod(y[1:])) * int(np.prod(w[1:]))
             params = int(np.prod(w)) + (int(w[0]) if len(n.input) > 2 else 0)
-            out[n.name] = {"type": "Conv", "macs": macs, "params": params}
+            out[n.name] = {"type": "Conv", "macs": macs, "params": params, "out_elems": int(np.prod(y[1:]))}
         elif n.op_type in ("MatMul", "Gemm"):
             a, b = shapes.get(n.input[0]), shapes.get(n.input[1])
             y = shapes.get(n.output[0])
@@ -159,7 +159,7 @@ def onnx_costs(onnx_path: str | Path) -> dict[str, dict]:
             k = a[-1]
             macs = int(np.prod(y)) * int(k)
             params = int(np.prod(inits[n.input[1]])) if n.input[1] in inits else 0
-            out[n.name] = {"type": n.op_type, "macs": macs, "params": params}
+            out[n.name] = {"type": n.op_type, "macs": macs, "params": params, "out_elems": int(np.prod(y[1:]))}
     return out
 
 
@@ -355,8 +355,12 @@ def pick_int16(rows: list[dict], costs: dict, budget: float, kind: str = "macs",
     total_macs = sum(c["macs"] for c in costs.values())
     total = total_macs if kind == "macs" else (int8_bytes or sum(c["params"] for c in costs.values()))
     key = "macs" if kind == "macs" else "params"
-    # int16 doubles a layer's parameter bytes (weights int16; the bias stays wide either way)
-    cands = sorted((r for r in rows if r["gain"] > 0), key=lambda r: -r["gain"] / max(r[key], 1))
+    # int16 doubles a layer's parameter bytes (weights int16; the bias stays wide either way), and its output's:
+    # a layer whose int16 output would outgrow the largest int8 activation is left out, so that int16 never raises
+    # the activation memory ESP-DL plans (the ESP32-S3 640 model's int16 stem once needed 107 % of 8 MB of PSRAM)
+    cap = max((c.get("out_elems", 0) for c in costs.values()), default=0) // 2
+    fits = [r for r in rows if costs.get(r["op"], {}).get("out_elems", 0) <= cap or not cap]
+    cands = sorted((r for r in fits if r["gain"] > 0), key=lambda r: -r["gain"] / max(r[key], 1))
     spent, chosen = 0, []
     for r in cands:
         if (spent + r[key]) / total <= budget:

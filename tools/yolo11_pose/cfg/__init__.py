@@ -21,8 +21,8 @@ def _scalar(text: str):
 def parse(text: str, source: str | Path = DEFAULT_YAML) -> dict:
     """The flat `key: value  # comment` subset of YAML that default.yaml keeps to.
 
-    Read with the standard library: the CMake hook's interpreter check imports this package before it knows whether
-    PyYAML is installed (tests/test_defaults.py checks that PyYAML reads the file the same way).
+    Read with the standard library: the CMake hook's settings check (cmake_helper.py) imports this package before it
+    knows whether PyYAML is installed (tests/test_defaults.py checks that PyYAML reads the file the same way).
     """
     out = {}
     for n, line in enumerate(text.splitlines(), 1):
@@ -196,7 +196,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("force", bool, False, "rebuild even when up to date", commands=FROM_WEIGHTS, key=False),
     Setting("branch", str, "auto", "head branch to export: YOLO26 has one2one (end-to-end top-k, no NMS; its default) "
             "and one2many (NMS); YOLOv8/YOLO11 only one2many. auto: the family's default",
-            commands=("export", *FROM_WEIGHTS), choices=("auto", *BRANCHES)),
+            commands=("export", *FROM_WEIGHTS), choices=("auto", *BRANCHES), nullable=True),  # None: auto
     Setting("finetune_epochs", float, None, "passes over the calibration images (default {default:g}; fractions "
             "allowed)", commands=("qat",), nullable=True, flag="--epochs", check=_epochs,
             command_defaults={"qat": QAT_EPOCHS}),
@@ -271,10 +271,15 @@ class Settings:
         object.__setattr__(self, "_values", dict(values))
 
     def __getattr__(self, name):
+        if name.startswith("_"):  # copy/pickle probe before _values exists
+            raise AttributeError(name)
         try:
             return self._values[name]
         except KeyError:
             raise AttributeError(f"no build setting {name!r}") from None
+
+    def __reduce__(self):
+        return Settings, (self._values,)
 
     def __setattr__(self, name, value):
         raise AttributeError("Settings are frozen; use .replace(...)")
@@ -338,6 +343,7 @@ def make_settings(source: str = "python", **values) -> Settings:
             s.check(v, what)
         out[s.name] = v
     if out.get("int16_layers") and out.get("bits") == 16:
-        raise UserError(f"{_label(known['int16_layers'], source)} only makes sense with --bits 8 (everything is int16 "
-                        "with --bits 16)")
+        bits = _label(known["bits"], source)
+        raise UserError(f"{_label(known['int16_layers'], source)} only makes sense with {bits} 8 (everything is int16 "
+                        f"with {bits} 16)")
     return Settings(out)

@@ -217,7 +217,7 @@ function(_yolo11_pose_flash_partition model known_size)
     endif()
     partition_table_get_partition_info(part_size "--partition-name ${label}" "size")
     if("${part_size}" STREQUAL "")
-        # Suggest the model's size plus 5 % in 64 KB steps (a regenerated model: the largest shipped one, 5.15 MB).
+        # Suggest the model's size plus 5 % in 64 KB steps (a regenerated model: the largest shipped one, 4.67 MB).
         set(suggest 5440K)
         if(NOT known_size STREQUAL "")
             math(EXPR suggest "(${known_size} * 105 / 100 + 65535) / 65536 * 64")

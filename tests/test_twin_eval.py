@@ -116,7 +116,7 @@ def test_predict_bad_inputs(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     r = run("--model", str(empty), "--image", str(img))
-    assert r.returncode == 2 and "not a build folder" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 2 and "is a folder without model.espdl" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = run("--model", str(tmp_path / "m.tflite"), "--image", str(img))
     assert r.returncode == 2 and "give a .pt checkpoint, an .onnx file, an .espdl file or a build folder" in r.stderr
     r = run("--model", str(tmp_path / "x.png"), "--image", "missing.jpg")

@@ -138,6 +138,13 @@ def verify(path: str | Path, data: bytes | None = None) -> str:
             raise EspdlError(f"{path} is corrupt or was changed: its SHA-256 {whole[:12]}... differs from the "
                              f"{want[:12]}... in {where}; re-copy or rebuild it")
         checked.append(where)
+    from .espdl_format import _HEADER_SIZE
+
+    hsize = _HEADER_SIZE.get(bytes(data[:4]))
+    if hsize and len(data) >= hsize and int.from_bytes(data[8:12], "little") > len(data) - hsize:
+        # a cut file: say so (the reader would), rather than that its content hash differs
+        raise EspdlError(f"{path} is truncated: header announces a {int.from_bytes(data[8:12], 'little')}-byte "
+                         f"payload but only {len(data) - hsize} bytes follow; re-export or re-copy the file")
     found = _digest_span(data)
     if found is not None and found[2] != PLACEHOLDER:
         start, end, want = found

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -444,9 +445,9 @@ def s3_accumulators(espdl_path: Path, files: list[Path]) -> dict:
 
     rep = accumulators.report(ex, xs, allow=coverage.allowed())  # the same opt-in as the coverage gate
     if rep["over_warn"]:
-        mark(f"warning: on the ESP32-S3, {len(rep['over_warn'])} int8 layer(s) can reach more than "
+        print(f"warning: on the ESP32-S3, {len(rep['over_warn'])} int8 layer(s) can reach more than "
              f"{accumulators.WARN_SHARE:g} of the 20-bit accumulator lane (worst {rep['worst_layer']}: "
-             f"{rep['worst_share']:.2f}); the chip saturates where the executor does not")
+             f"{rep['worst_share']:.2f}); the chip saturates where the executor does not", file=sys.stderr)
     return rep
 
 

@@ -243,6 +243,8 @@ def _coerce(s: Setting, v, what: str):
     if v is None:
         if s.nullable:
             return None
+        if isinstance(s.default, (list, tuple)):  # None for a list setting (the old keyword default): empty
+            return list(s.default)
         raise UserError(f"{what} must be given")
     try:
         if s.kind is bool:

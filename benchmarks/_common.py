@@ -1,10 +1,14 @@
 """Helpers shared by the benchmark scripts."""
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: ../shared (weights, COCO data, Espressif's files), or $YOLO11_POSE_SHARED
+SHARED = Path(os.environ.get("YOLO11_POSE_SHARED") or REPO.parent / "shared")
+DATA = SHARED / "data" / "coco-pose-mini"
 
 
 def git_commit() -> str:

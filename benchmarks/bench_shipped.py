@@ -12,19 +12,15 @@ size, share of MACs in int16, and which ESP-DL releases its arithmetic is verifi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from _common import emit_table, git_commit  # noqa: E402
+from _common import DATA, SHARED, emit_table, git_commit  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tools"))
-
-SHARED = Path(os.environ.get("YOLO11_POSE_SHARED") or REPO.parent / "shared")
-DATA = SHARED / "data" / "coco-pose-mini"
 REF = SHARED / "models" / "espdl-reference"
 
 

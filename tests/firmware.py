@@ -74,19 +74,17 @@ class Config:
         return int(self.get("CONFIG_ESP_MAIN_TASK_STACK_SIZE"))
 
     # ----------------------------------------------------------------------------------- the component's choices
+    def _choice(self, prefix: str, options: tuple[str, ...], default: str) -> str:
+        """The Kconfig choice set to y among CONFIG_<prefix><option>, lower-cased; else the default."""
+        return next((o.lower() for o in options if self.on(f"CONFIG_{prefix}{o}")), default)
+
     @property
     def model_source(self) -> str:
-        for s in ("CUSTOM_FILE", "REGENERATE"):
-            if self.on(f"CONFIG_YOLO11_POSE_MODEL_{s}"):
-                return s.lower()
-        return "prebuilt"
+        return self._choice("YOLO11_POSE_MODEL_", ("CUSTOM_FILE", "REGENERATE"), "prebuilt")
 
     @property
     def model_location(self) -> str:
-        for loc in ("FLASH_PARTITION", "SDCARD"):
-            if self.on(f"CONFIG_YOLO11_POSE_MODEL_LOCATION_{loc}"):
-                return loc.lower()
-        return "flash_rodata"
+        return self._choice("YOLO11_POSE_MODEL_LOCATION_", ("FLASH_PARTITION", "SDCARD"), "flash_rodata")
 
     @property
     def prebuilt_imgsz(self) -> int:

@@ -46,6 +46,24 @@ def _node_rows(path) -> list[dict]:
 @pytest.mark.parametrize("entry", _entries(), ids=lambda e: e["file"])
 def test_every_node_equals_espdl_kernels(entry):
     """0 differing output values and every node's SHA-256 equal to ESP-DL's, in ESP-DL's execution order."""
+    require_shared(MIXED / "manifest.json", MODELS / entry.get("model", "missing").rsplit("/", 1)[-1])
+    _check(entry, _executor(entry["model"].rsplit("/", 1)[-1], entry["chip"]))
+
+
+@pytest.mark.parametrize("name", ["p4_416_mixed_esp-dl-bus.npz", "s3_640_mixed_esp-dl-bus.npz"])
+def test_float_convolutions_equal_espdl_too(name, monkeypatch):
+    """Where ``torch._int_mm`` is not exact (or is switched off) the int8 convolutions run as float convolutions
+    and requantize in float: that path must reproduce ESP-DL's kernels as well (both roundings)."""
+    from yolo11_pose import executor
+
+    monkeypatch.setattr(executor, "_INT8_GEMM", [False])
+    require_shared(MIXED / "manifest.json")
+    entry = next(e for e in _entries() if e["file"] == name)
+    require_shared(MODELS / entry["model"].rsplit("/", 1)[-1])
+    _check(entry, executor.Executor(MODELS / entry["model"].rsplit("/", 1)[-1], target=CHIP[entry["chip"]]))
+
+
+def _check(entry: dict, ex) -> None:
     require_shared(MIXED / "manifest.json", MIXED / "SHA256SUMS")
     sums = dict(line.split()[::-1] for line in (MIXED / "SHA256SUMS").read_text().splitlines() if line.strip())
     for name in (entry["file"], entry["nodes"]):
@@ -53,7 +71,6 @@ def test_every_node_equals_espdl_kernels(entry):
     model = entry["model"].rsplit("/", 1)[-1]
     require_shared(MODELS / model)
     assert hashlib.sha256((MODELS / model).read_bytes()).hexdigest() == entry["model_sha256"]
-    ex = _executor(model, entry["chip"])
     assert ex.rounding == entry["rounding"]
     d = np.load(MIXED / entry["file"])
     env = ex.run(d["input"], keep=True)

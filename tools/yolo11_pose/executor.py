@@ -299,6 +299,56 @@ def float_activation(op: str, q: np.ndarray, exp_in: int, exp_out: int, rounding
     return _sat(round_float(y, rounding).astype(np.int64), dtype)
 
 
+def _gather(table: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``table[x - min]`` for an int8 / int16 ``x``: the table holds one output per input value, in order."""
+    if x.dtype == np.int8:
+        return _gather8(table[np.arange(256) ^ 0x80], x)
+    return np.take(table, x.view(np.uint16) ^ np.uint16(0x8000))
+
+
+def _gather8(table_u8: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``table_u8[x.view(uint8)]`` (256 entries, indexed by x's raw byte): OpenCV's LUT for one-byte tables
+    (ten times numpy's gather), numpy's ``take`` otherwise."""
+    u = np.ascontiguousarray(x).view(np.uint8)
+    if table_u8.itemsize == 1 and u.ndim and 0 < u.size < (1 << 31):
+        try:
+            import cv2
+
+            out = cv2.LUT(u.reshape(-1, u.shape[-1]), np.ascontiguousarray(table_u8).view(np.uint8))
+            return out.view(table_u8.dtype).reshape(x.shape)
+        except (ImportError, AttributeError):
+            pass
+    return np.take(table_u8, u)
+
+
+_INT8_GEMM: list = []
+
+
+def exact_int8_gemm() -> bool:
+    """Whether ``torch._int_mm`` sums int8 products exactly on this CPU (checked once, on the values that saturate
+    pre-VNNI x86 kernels: oneDNN documents intermediate 16-bit saturation there). Set
+    ``YOLO11_POSE_EXECUTOR_INT8_GEMM=0`` to use the float convolutions (exact by the bound) instead."""
+    import os
+
+    if not _INT8_GEMM:
+        ok = os.environ.get("YOLO11_POSE_EXECUTOR_INT8_GEMM", "1") != "0"
+        if ok:
+            try:
+                import torch
+
+                rng = np.random.default_rng(0)
+                a = rng.choice(np.array([-128, -127, 127], dtype=np.int8), size=(64, 96))
+                b = rng.choice(np.array([-128, 127], dtype=np.int8), size=(96, 48))
+                a[0], b[:, 0] = 127, 127  # every pair 127*127 (u8-shifted: 255*127, past int16)
+                a[1], b[:, 1] = -128, -128
+                got = torch._int_mm(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+                ok = bool(np.array_equal(got, a.astype(np.int64) @ b.astype(np.int64)))
+            except (RuntimeError, AttributeError, NotImplementedError):
+                ok = False
+        _INT8_GEMM.append(ok)
+    return _INT8_GEMM[0]
+
+
 def _seq_sum(x: np.ndarray, axis: int) -> np.ndarray:
     """A float32 sum accumulated left to right, like ``sum += v`` in C (numpy's sum is pairwise; cumsum is not)."""
     return np.cumsum(x, axis=axis, dtype=np.float32).take(-1, axis=axis)
@@ -509,29 +559,47 @@ class Executor:
         dil = list(nd.attrs.get("dilations") or [1, 1])
         if len(pads) != 4 or len(strides) != 2 or len(dil) != 2 or min(strides + dil) < 1 or min(pads) < 0:
             raise ExecutorError(f"pads {pads}, strides {strides}, dilations {dil} are not valid for a 2-D conv")
-        # NHWC memory seen as a channels-last NCHW tensor: no copies, and oneDNN's fast path.
-        xt = torch.from_numpy(x).permute(0, 3, 1, 2).to(torch.float32 if fdt is np.float32 else torch.float64)
-        if pads[0] == pads[2] and pads[1] == pads[3]:
-            padding = (pads[0], pads[1])
-        else:  # ONNX pads: [top, left, bottom, right]; zero padding in the integer domain
-            xt, padding = F.pad(xt, (pads[1], pads[3], pads[0], pads[2])), (0, 0)
-        key = (nd.inputs[1], xt.dtype)
-        if key not in self._torch_w:
-            self._torch_w[key] = torch.from_numpy(np.ascontiguousarray(w.transpose(0, 3, 1, 2))).to(xt.dtype).to(
-                memory_format=torch.channels_last)
-        plan = self._conv_plan(nd, ins, n, dt, xt.dtype)
-        if self.gemm_device is None:
-            acc = F.conv2d(xt, self._torch_w[key], bias=plan["conv_bias"], stride=strides, padding=padding,
-                           dilation=dil, groups=group)
-            acc = acc.permute(0, 2, 3, 1)  # NHWC again (contiguous: the conv wrote channels-last)
+        if self.gemm_device is None and bits == 8 and not depthwise and self._filters[nd.inputs[1]][2] < (1 << 31) \
+                and exact_int8_gemm():
+            # int8 x int8 -> int32 products and sums, exact as the C kernel's (oneDNN VNNI/AMX); im2col in NHWC
+            plan = self._conv_plan(nd, ins, n, dt, torch.int32)
+            acc = self._int8_conv(x, nd.inputs[1], w, pads, strides, dil)
+            out_t = torch.int8 if dt == "int8" else torch.int16
+            if plan["int"] is not None and plan["int"][0] == "half_up":
+                _, bias_half, sh = plan["int"]
+                v = acc.add_(bias_half).bitwise_right_shift_(sh)  # the bound keeps every value inside int32
+                return [v.clamp_(plan["lo"], plan["hi"]).to(out_t).numpy()]
+            if plan["int"] is not None:
+                v = acc.add_(plan["int"][1]).to(torch.float32).mul_(plan["scale"])
+                return [v.clamp_(plan["lo"], plan["hi"]).round_().to(out_t).numpy()]
+            acc = acc.to(plan["dtype"])  # exact: the plan's dtype holds |acc + bias|
+            bias = plan["conv_bias"] if plan["conv_bias"] is not None else plan["bias"]
+            if bias is not None:
+                acc = acc + bias
         else:
-            acc = self._gemm_conv(xt, nd.inputs[1], w, strides, padding, dil, depthwise)
-            if plan["conv_bias"] is not None:
-                acc = acc + plan["conv_bias"].to(acc.dtype)
-        if acc.dtype != plan["dtype"]:
-            acc = acc.to(plan["dtype"])
-        if plan["bias"] is not None:
-            acc = acc + plan["bias"]
+            # NHWC memory seen as a channels-last NCHW tensor: no copies, and oneDNN's fast path.
+            xt = torch.from_numpy(x).permute(0, 3, 1, 2).to(torch.float32 if fdt is np.float32 else torch.float64)
+            if pads[0] == pads[2] and pads[1] == pads[3]:
+                padding = (pads[0], pads[1])
+            else:  # ONNX pads: [top, left, bottom, right]; zero padding in the integer domain
+                xt, padding = F.pad(xt, (pads[1], pads[3], pads[0], pads[2])), (0, 0)
+            key = (nd.inputs[1], xt.dtype)
+            if key not in self._torch_w:
+                self._torch_w[key] = torch.from_numpy(np.ascontiguousarray(w.transpose(0, 3, 1, 2))).to(
+                    xt.dtype).to(memory_format=torch.channels_last)
+            plan = self._conv_plan(nd, ins, n, dt, xt.dtype)
+            if self.gemm_device is None:
+                acc = F.conv2d(xt, self._torch_w[key], bias=plan["conv_bias"], stride=strides, padding=padding,
+                               dilation=dil, groups=group)
+                acc = acc.permute(0, 2, 3, 1)  # NHWC again (contiguous: the conv wrote channels-last)
+            else:
+                acc = self._gemm_conv(xt, nd.inputs[1], w, strides, padding, dil, depthwise)
+                if plan["conv_bias"] is not None:
+                    acc = acc + plan["conv_bias"].to(acc.dtype)
+            if acc.dtype != plan["dtype"]:
+                acc = acc.to(plan["dtype"])
+            if plan["bias"] is not None:
+                acc = acc + plan["bias"]
         if plan["left"] is not None:  # left shifts saturate to the 32-bit (int8) / 64-bit (int16) buffer first
             left, factor, blo, bhi = plan["left"]
             acc = torch.where(left, (acc * factor).clamp(blo, bhi), acc)
@@ -539,6 +607,32 @@ class Executor:
         v = v.round_() if self.rounding == "half_even" else v.add_(0.5).floor_()
         v = v.clamp_(plan["lo"], plan["hi"])
         return [v.to(torch.int8 if dt == "int8" else torch.int16).numpy()]
+
+    def _int8_conv(self, x: np.ndarray, key: str, w: np.ndarray, pads, strides, dil):
+        """NHWC int32 accumulators of an int8 convolution: im2col on the NHWC input (K ordered kh, kw, C like the
+        unpacked filter) and one ``torch._int_mm``. Integer products and sums: exact whatever the order."""
+        import torch
+        import torch.nn.functional as F
+
+        n, kh, kw, c = w.shape
+        wkey = (key, "int8")
+        if wkey not in self._torch_w:
+            self._torch_w[wkey] = torch.from_numpy(np.ascontiguousarray(w.reshape(n, -1).T.astype(np.int8)))
+        xt = torch.from_numpy(np.ascontiguousarray(x))
+        if any(pads):  # ONNX pads [top, left, bottom, right]; F.pad lists the last dimension (C) first
+            xt = F.pad(xt, (0, 0, pads[1], pads[3], pads[0], pads[2]))
+        b, hp, wp, _ = xt.shape
+        oh = (hp - dil[0] * (kh - 1) - 1) // strides[0] + 1
+        ow = (wp - dil[1] * (kw - 1) - 1) // strides[1] + 1
+        if oh < 1 or ow < 1:
+            raise ExecutorError(f"the {kh}x{kw} filter does not fit the padded {hp}x{wp} input")
+        if kh == kw == 1 and strides == [1, 1]:
+            cols = xt.reshape(-1, c)
+        else:
+            sb, sh, sw, sc = xt.stride()
+            cols = xt.as_strided((b, oh, ow, kh, kw, c), (sb, sh * strides[0], sw * strides[1], sh * dil[0],
+                                                          sw * dil[1], sc)).reshape(b * oh * ow, kh * kw * c)
+        return torch._int_mm(cols, self._torch_w[wkey]).view(b, oh, ow, n)
 
     def _gemm_conv(self, xt, key: str, w: np.ndarray, strides, padding, dil, depthwise: bool):
         """NHWC float64 accumulators of a convolution as im2col GEMMs on ``gemm_device``. Every product and partial
@@ -596,6 +690,14 @@ class Executor:
                 plan["conv_bias"] = torch.from_numpy(bias).to(rdt)
             else:
                 plan["bias"] = torch.from_numpy(bias).to(rdt)
+        plan["int"] = None  # int32 accumulators (the int8 GEMM path): requantize without float passes where exact
+        if conv_dtype == torch.int32 and (shifts > 0).all() and bound + (1 << int(shifts.max())) < (1 << 31):
+            ib = bias if bias is not None else np.zeros(n, dtype=np.int64)
+            sh = int(shifts[0]) if (shifts == shifts[0]).all() else torch.from_numpy(shifts.astype(np.int32))
+            if self.rounding == "half_up":  # (acc + bias + 2**(s-1)) >> s: shift_and_round, integer for integer
+                plan["int"] = ("half_up", torch.from_numpy((ib + (1 << (shifts - 1))).astype(np.int32)), sh)
+            elif rdt == torch.float32:  # (acc + bias) * 2**-s is exact in float32; clamping first keeps rint's result
+                plan["int"] = ("half_even", torch.from_numpy(ib.astype(np.int32)), None)
         if (shifts <= 0).any():
             blo, bhi = _LIMITS["int32"] if dt == "int8" else (-(2.0 ** 63), 2.0 ** 63 - 1)
             plan["left"] = (torch.from_numpy(shifts <= 0), torch.from_numpy(2.0 ** -np.minimum(shifts, 0)).to(rdt),
@@ -643,7 +745,7 @@ class Executor:
                 key = (lut, "u8")
                 if key not in self._filters:
                     self._filters[key] = table[np.arange(256) ^ 0x80]
-                return [self._filters[key][x.view(np.uint8)]]
+                return [_gather8(self._filters[key], x)]
             if x.dtype == np.int16:  # dl_base_lut.cpp lut_s16_nearest_neighbor: table of 65536/step + 1 entries
                 if table.size < 2 or 65536 % (table.size - 1) or table.dtype != np.int16:
                     raise ExecutorError(f"int16 lookup table {lut!r} has {table.size} {table.dtype} entries")
@@ -664,7 +766,7 @@ class Executor:
                 bits = 8 if x.dtype == np.int8 else 16
                 v = np.arange(-(1 << (bits - 1)), 1 << (bits - 1), dtype=np.int64)
                 self._filters[key] = float_activation(nd.op, v, key[2], key[3], self.rounding, dt)
-            return [self._filters[key][x.astype(np.int64) - int(np.iinfo(x.dtype).min)]]
+            return [_gather(self._filters[key], x)]
         raise ExecutorError(f"{nd.op} on {x.dtype} is not supported")
 
     def _add(self, nd: Node, ins):
@@ -827,6 +929,12 @@ class Executor:
         if x.dtype == np.float32 or x.dtype == np.float64:
             v = x.astype(np.float32) * np.float32(2.0 ** -out_e)
             return [_sat(round_float(v, self.rounding).astype(np.int64), dt)]
+        if x.dtype in (np.int8, np.int16):  # one output per input value: tabulate shift_round once, then gather
+            key = ("requant", str(x.dtype), out_e - in_e, dt)
+            if key not in self._filters:
+                v = np.arange(np.iinfo(x.dtype).min, np.iinfo(x.dtype).max + 1, dtype=np.int64)
+                self._filters[key] = _sat(shift_round(v, out_e - in_e, self.rounding) if out_e != in_e else v, dt)
+            return [_gather(self._filters[key], x)]
         if out_e == in_e:
             return [_sat(x.astype(np.int64), dt)]
         return [_sat(shift_round(x.astype(np.int64), out_e - in_e, self.rounding), dt)]

@@ -1,7 +1,7 @@
 """Wheel build step that pyproject.toml cannot express: bundle the component's C++ sources with the package.
 
 The twin compiles them on the user's machine (yolo11_pose/cpp.py). They live once in the repository, at its root
-where ESP-IDF wants them (include/, src/); the wheel gets a copy under yolo11_pose/host/component/. An editable
+where ESP-IDF wants them (include/, src/); the wheel gets a copy under yolo11_pose/device/host/component/. An editable
 install reads them from the checkout instead.
 """
 import shutil
@@ -19,7 +19,7 @@ class BuildPyWithComponent(build_py):
         super().run()
         if self.editable_mode:
             return
-        dest = Path(self.build_lib) / "yolo11_pose" / "host" / "component"
+        dest = Path(self.build_lib) / "yolo11_pose" / "device" / "host" / "component"
         for d in COMPONENT_SOURCES:
             if not (ROOT / d).is_dir():
                 raise SystemExit(f"{ROOT / d} is missing: the wheel needs the component's C++ sources")

@@ -28,9 +28,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from _common import git_commit  # noqa: E402
 sys.path.insert(0, str(REPO / "tools"))
 
-from yolo11_pose.build import build
-from yolo11_pose.evaluate import evaluate
-from yolo11_pose.quantize import onnx_node_names
+from yolo11_pose.make.build import build
+from yolo11_pose.evaluation.evaluate import evaluate
+from yolo11_pose.make.quantize import onnx_node_names
 from yolo11_pose.util import UserError, atomic_path
 
 SHARED = Path(os.environ.get("YOLO11_POSE_SHARED") or REPO.parent / "shared")

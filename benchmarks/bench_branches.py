@@ -4,7 +4,7 @@
   python benchmarks/bench_branches.py --weights yolo26n-pose.pt --imgsz 640 --num-calib 256 --out results/branches.md
   python benchmarks/bench_branches.py --random --imgsz 320 --num-calib 16 --max-images 16   # mechanics only
 
-For each branch it builds the model (`yolo11_pose.build.build(..., branch=B)`: export, ESP-PPQ int8), then scores, on
+For each branch it builds the model (`yolo11_pose.make.build.build(..., branch=B)`: export, ESP-PPQ int8), then scores, on
 the COCO val subset of coco-pose-mini, (1) the float export and the int8 twin (executor + C++ postprocessor) against
 the labels (OKS AP; the ratio int8/float is what quantization costs that branch), and (2) the int8 twin against its
 own float model's predictions (AP against pseudo labels, and each output's signal-to-noise ratio in dB).
@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO))
 
 from benchmarks._common import emit_table, git_commit
-from yolo11_pose.build import build
-from yolo11_pose.evaluate import evaluate
+from yolo11_pose.make.build import build
+from yolo11_pose.evaluation.evaluate import evaluate
 
 SHARED = REPO.parent / "shared"
 COCO = SHARED / "data" / "coco-pose-mini"

@@ -29,8 +29,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
-from yolo11_pose import cpp
-from yolo11_pose.preprocess import load_rgb, quantize
+from yolo11_pose.device import cpp
+from yolo11_pose.device.preprocess import load_rgb, quantize
 
 
 def callgrind(exe: Path, stdin: bytes, func: str) -> int:
@@ -62,8 +62,8 @@ def _heads_on_one_frame(outs: dict, conf: float):
     YOLO11's (2 * raw + grid), scores unchanged (one2many: same candidates, then NMS) or, for the end-to-end branch,
     kept above the threshold only on the anchors YOLO11's NMS keeps (a trained one-to-one head fires once per
     person). Same frame, same poses: what differs is the decode (DFL or not, NMS or top-k)."""
-    from yolo11_pose import head as heads
-    from yolo11_pose.decode import candidates, logit, nms
+    from yolo11_pose.device import head as heads
+    from yolo11_pose.device.decode import candidates, logit, nms
 
     y11 = heads.LEGACY
     y26 = heads.make("yolo26", "one2many", nc=1, kpt_shape=(17, 3))
@@ -112,7 +112,7 @@ def main() -> int:
     rows = [("preprocess 810x1080 RGB888 -> 640x640 int8", callgrind(exe, pre_req, "yolo11_pose::Preprocessor::run*"))]
 
     if Path(a.weights).is_file():
-        from yolo11_pose.twin import TorchModel
+        from yolo11_pose.device.twin import TorchModel
 
         outs, lb = TorchModel(a.weights, 640).raw(rgb)
         for conf, max_det in ((0.25, 20), (0.05, 300)):  # the device's defaults; a low threshold, many candidates

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 sys.path.insert(0, {tools!r})
 torch.set_num_threads({threads})
-from yolo11_pose.twin import Twin
-from yolo11_pose.preprocess import load_rgb
+from yolo11_pose.device.twin import Twin
+from yolo11_pose.device.preprocess import load_rgb
 twin = Twin({build!r}, engine={engine!r})
 times = []
 for i, f in enumerate({images!r}):

@@ -59,7 +59,7 @@ def log(msg: str) -> None:
 
 def build_one(spec: dict) -> None:
     """Child process: one quantization; writes bench.json (wall time, peak memory) beside the build."""
-    from yolo11_pose.quantize import quantize
+    from yolo11_pose.make.quantize import quantize
 
     t = time.time()
     quantize(spec["onnx"], spec["target"], 8, spec["calib"], spec["num_calib"], spec["out"], recipe=spec["recipe"],
@@ -70,7 +70,7 @@ def build_one(spec: dict) -> None:
 
 
 def count_images(calib: str) -> int:
-    from yolo11_pose.quantize import resolve_images
+    from yolo11_pose.make.quantize import resolve_images
 
     return len(resolve_images(calib))
 
@@ -98,8 +98,8 @@ def main() -> int:
         build_one(json.loads(a.build_one))
         return 0
 
-    from yolo11_pose.evaluate import evaluate
-    from yolo11_pose.export import export_onnx
+    from yolo11_pose.evaluation.evaluate import evaluate
+    from yolo11_pose.make.export import export_onnx
 
     work = Path(a.work) / f"{a.target}-{a.imgsz}"
     work.mkdir(parents=True, exist_ok=True)

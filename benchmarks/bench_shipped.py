@@ -26,7 +26,7 @@ REF = SHARED / "models" / "espdl-reference"
 
 def int16_mac_share(path: Path) -> float:
     """MACs of int16 Conv/MatMul nodes over all, from the file alone."""
-    from yolo11_pose.executor import load_graph, unpack_filter  # noqa: F401
+    from yolo11_pose.espdl.executor import load_graph, unpack_filter  # noqa: F401
 
     g = load_graph(path)
     tot = i16 = 0
@@ -51,10 +51,10 @@ def int16_mac_share(path: Path) -> float:
 
 
 def verified_for(path: Path, target: str) -> str:
-    from yolo11_pose import coverage
-    from yolo11_pose.compat import arithmetic
-    from yolo11_pose.espdl import read_espdl
-    from yolo11_pose.executor import load_graph
+    from yolo11_pose.espdl import coverage
+    from yolo11_pose.espdl.compat import arithmetic
+    from yolo11_pose.espdl.reader import read_espdl
+    from yolo11_pose.espdl.executor import load_graph
 
     missing = coverage.unverified(load_graph(path), target)
     a = arithmetic(read_espdl(path), missing, target)
@@ -69,7 +69,7 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="also write the Markdown here")
     ap.add_argument("--max-images", type=int, default=None)
     a = ap.parse_args()
-    from yolo11_pose.evaluate import evaluate
+    from yolo11_pose.evaluation.evaluate import evaluate
 
     models = Path(a.models)
     ann = str(DATA / "annotations" / "person_keypoints_val.json")

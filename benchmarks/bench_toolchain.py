@@ -78,7 +78,7 @@ def reference_quantize(onnx_src: str, imgsz: int, num_calib: int, out_dir: str, 
     from PIL import Image
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms
-    from yolo11_pose.quantize import resolve_images, select_images
+    from yolo11_pose.make.quantize import resolve_images, select_images
 
     class CalibDataset(Dataset):
         def __init__(self, files):

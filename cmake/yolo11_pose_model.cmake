@@ -5,7 +5,7 @@
 #             `idf.py flash`, or left in build/yolo11_pose/ for the SD card.
 # Include it from the component's CMakeLists.txt after idf_component_register().
 #
-# Regeneration's settings, checks and messages live in the Python tool (tools/yolo11_pose/cmake_helper.py, from the
+# Regeneration's settings, checks and messages live in the Python tool (tools/yolo11_pose/make/cmake_helper.py, from the
 # settings definitions in tools/yolo11_pose/cfg/); this file only passes menuconfig's values on.
 #
 # ESP-IDF functions used: idf_build_get_property, idf_component_get_property, esptool_py_flash_to_partition,
@@ -82,7 +82,7 @@ endfunction()
 # Adds the custom command that runs `yolo11-pose build`; sets ${out_model} (a byproduct, rewritten only when the
 # model's bytes change) and ${out_primary} (the stamp that targets depend on). The settings are checked, and the
 # command, its inputs and settings.txt (every setting: the command's only non-file input) are written, by
-# `python -m yolo11_pose.cmake_helper regenerate` at configure time (tools/yolo11_pose/cmake_helper.py), so that
+# `python -m yolo11_pose.make.cmake_helper regenerate` at configure time (tools/yolo11_pose/make/cmake_helper.py), so that
 # mistakes surface now, not after minutes of building.
 function(_yolo11_pose_regenerate out_model out_primary work_dir project_dir target)
     _yolo11_pose_python(python)
@@ -102,7 +102,7 @@ function(_yolo11_pose_regenerate out_model out_primary work_dir project_dir targ
     if(NOT "${CONFIG_YOLO11_POSE_PYTHON}" STREQUAL "")
         set(configured --python-configured)
     endif()
-    execute_process(COMMAND "${CMAKE_COMMAND}" -E env "PYTHONPATH=${tools_dir}" "${python}" -m yolo11_pose.cmake_helper
+    execute_process(COMMAND "${CMAKE_COMMAND}" -E env "PYTHONPATH=${tools_dir}" "${python}" -m yolo11_pose.make.cmake_helper
                             regenerate --work-dir "${work_dir}" --project-dir "${project_dir}" --target "${target}"
                             --python "${python}" --component-dir "${_YOLO11_POSE_COMPONENT_DIR}" ${configured} ${config}
                     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
@@ -110,7 +110,7 @@ function(_yolo11_pose_regenerate out_model out_primary work_dir project_dir targ
     if(rc EQUAL 2)
         _yolo11_pose_fail("${out}")
     elseif(NOT rc EQUAL 0)
-        _yolo11_pose_fail("${python} cannot run the settings check (python -m yolo11_pose.cmake_helper): ${rc} ${out} "
+        _yolo11_pose_fail("${python} cannot run the settings check (python -m yolo11_pose.make.cmake_helper): ${rc} ${out} "
                           "${err}")
     endif()
     # Sets _yolo11_pose_command, _yolo11_pose_depends and _yolo11_pose_comment; re-lists calibration folders.

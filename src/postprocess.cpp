@@ -59,7 +59,7 @@ inline float sigmoidf(float v)
     return 1.f / (1.f + std::exp(-v));
 }
 
-// ---- head contract text: "yolo-pose-head/1;key=value;..." (tools/yolo11_pose/head.py writes it) -------------------
+// ---- head contract text: "yolo-pose-head/1;key=value;..." (tools/yolo11_pose/device/head.py writes it) -------------------
 // A cursor over one `value` (the text between '=' and the next ';'), read without allocating.
 struct Field {
     const char *p, *end;

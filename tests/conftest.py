@@ -48,7 +48,7 @@ def bus_jpg() -> Path:
 
 @pytest.fixture(scope="session")
 def official_onnx_320(shared, tmp_path_factory) -> Path:
-    from yolo11_pose.export import export_onnx
+    from yolo11_pose.make.export import export_onnx
 
     out = tmp_path_factory.mktemp("onnx320")
     export_onnx(str(WEIGHTS), 320, out)
@@ -56,7 +56,7 @@ def official_onnx_320(shared, tmp_path_factory) -> Path:
 
 
 def _build(tmp_path_factory, target: str, imgsz: int = 320, num_calib: int = 32) -> Path:
-    from yolo11_pose.build import build
+    from yolo11_pose.make.build import build
 
     out = tmp_path_factory.mktemp(f"build-{target}-{imgsz}")
     build(str(WEIGHTS), imgsz, target, 8, str(CALIB_LIST), num_calib, out, progress=False, log=lambda *_: None)

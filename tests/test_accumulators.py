@@ -10,13 +10,13 @@ from tests.conftest import COCO
 
 
 def _s3_graph(build_dir):
-    from yolo11_pose.executor import load_graph
+    from yolo11_pose.espdl.executor import load_graph
 
     return load_graph(build_dir / "model.espdl")
 
 
 def test_s3_build_records_a_bound_per_int8_layer(build_s3_320, build_p4_320):
-    from yolo11_pose.accumulators import LIMIT
+    from yolo11_pose.make.accumulators import LIMIT
 
     man = json.loads((build_s3_320 / "manifest.json").read_text())
     acc = man["s3_accumulators"]
@@ -31,9 +31,9 @@ def test_bound_covers_every_running_partial_sum(build_s3_320):
     """Independent of measure(): for the worst layer on one image, walk the partial sums of a few output values in
     the kernel's order (bias first, then every product) with Python integers; none exceeds the recorded bound,
     and the bound at that position is |bias| + sum |x||w| computed here."""
-    from yolo11_pose.accumulators import measure
-    from yolo11_pose.executor import Executor, unpack_filter
-    from yolo11_pose.preprocess import device_input, load_rgb
+    from yolo11_pose.make.accumulators import measure
+    from yolo11_pose.espdl.executor import Executor, unpack_filter
+    from yolo11_pose.device.preprocess import device_input, load_rgb
 
     ex = Executor(build_s3_320 / "model.espdl")
     img = sorted((COCO / "images").glob("*.jpg"))[0]
@@ -68,8 +68,8 @@ def test_bound_covers_every_running_partial_sum(build_s3_320):
 
 def test_impossible_layers_are_refused_in_one_line(build_s3_320):
     """Deliberately narrowed cases: a bias of 2**19, and an output exponent that needs accumulators beyond the lane."""
-    from yolo11_pose.accumulators import LIMIT, report, static_problems
-    from yolo11_pose.executor import Executor
+    from yolo11_pose.make.accumulators import LIMIT, report, static_problems
+    from yolo11_pose.espdl.executor import Executor
     from yolo11_pose.util import UserError
 
     g = _s3_graph(build_s3_320)
@@ -93,9 +93,9 @@ def test_impossible_layers_are_refused_in_one_line(build_s3_320):
 def test_warning_fires_above_half_the_lane(build_s3_320, monkeypatch):
     """The same build, with the lane narrowed to 2**12 (a chip with smaller lanes): the layers over half of it are
     listed, worst first."""
-    from yolo11_pose import accumulators
-    from yolo11_pose.executor import Executor
-    from yolo11_pose.preprocess import device_input, load_rgb
+    from yolo11_pose.make import accumulators
+    from yolo11_pose.espdl.executor import Executor
+    from yolo11_pose.device.preprocess import device_input, load_rgb
 
     ex = Executor(build_s3_320 / "model.espdl")
     img = sorted((COCO / "images").glob("*.jpg"))[1]

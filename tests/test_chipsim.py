@@ -26,7 +26,7 @@ def _forward(op_type):
     from esp_ppq.core import TargetPlatform
     from esp_ppq.executor.base import OPERATION_FORWARD_TABLE
 
-    from yolo11_pose.quantize import import_ppq
+    from yolo11_pose.make.quantize import import_ppq
 
     import_ppq()
     return OPERATION_FORWARD_TABLE[TargetPlatform.ESPDL_INT16][op_type]
@@ -37,7 +37,7 @@ def _forward(op_type):
 def test_int16_activation_simulation_is_espdl_float_path(op_type, ei, eo):
     import torch
 
-    from yolo11_pose.executor import _sat, float_activation, round_float
+    from yolo11_pose.espdl.executor import _sat, float_activation, round_float
 
     f = _forward(op_type)
     q = np.arange(-32768, 32768, dtype=np.int64)

@@ -108,7 +108,7 @@ def test_inspect_corrupt_file(capsys, shared, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory) -> Path:
     """`yolo11-pose export` of the random-init YOLO11n-pose architecture at 96 (ships with Ultralytics: no download)."""
-    from yolo11_pose.export import export_onnx
+    from yolo11_pose.make.export import export_onnx
 
     out = tmp_path_factory.mktemp("tiny")
     export_onnx("yolo11n-pose.yaml", 96, out)
@@ -148,7 +148,8 @@ def jpgs(tmp_path) -> list[Path]:
 @pytest.fixture
 def no_model_load(monkeypatch):
     """Fails the test if a command got as far as loading a model or exporting (the slow work)."""
-    from yolo11_pose import build, twin
+    from yolo11_pose.make import build
+    from yolo11_pose.device import twin
 
     def boom(*a, **k):
         raise AssertionError("got to the slow work before checking the arguments")
@@ -233,7 +234,7 @@ def test_predict_checks_every_image_before_writing(capsys, no_model_load, tmp_pa
 
 def test_predict_save_dir_keeps_inputs_with_one_stem_apart(capsys, tmp_path, tiny_onnx, jpgs):
     from yolo11_pose.cli import main
-    from yolo11_pose.twin import overlay_names
+    from yolo11_pose.device.twin import overlay_names
 
     other = tmp_path / "other" / "a.jpg"
     other.parent.mkdir()

@@ -1,4 +1,4 @@
-"""Files every allowed ESP-DL reads right: packed dynamic MatMuls, the ESP-DL release table (`yolo11_pose.compat`),
+"""Files every allowed ESP-DL reads right: packed dynamic MatMuls, the ESP-DL release table (`yolo11_pose.espdl.compat`),
 the refusal to publish what the declared ESP-DL cannot read, and byte-reproducible builds."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from yolo11_pose import compat
-from yolo11_pose.espdl import read_espdl
-from yolo11_pose.inspect_report import format_text, to_json
+from yolo11_pose.espdl import compat
+from yolo11_pose.espdl.reader import read_espdl
+from yolo11_pose.espdl.inspect_report import format_text, to_json
 from yolo11_pose.util import UserError
 
 from .conftest import CALIB_LIST, REFERENCE_ESPDL, REPO, SHARED, WEIGHTS, require_shared
@@ -26,14 +26,14 @@ PACKING_OPS = {"Reshape", "Transpose", "Slice", "Concat"}
 
 
 def _quantize(onnx: Path, out: Path) -> dict:
-    from yolo11_pose.quantize import quantize
+    from yolo11_pose.make.quantize import quantize
 
     return quantize(onnx, "esp32p4", 8, str(CALIB_LIST), NUM_CALIB, out, progress=False)
 
 
 @pytest.fixture(scope="module")
 def onnx160(shared, tmp_path_factory) -> Path:
-    from yolo11_pose.export import export_onnx
+    from yolo11_pose.make.export import export_onnx
 
     out = tmp_path_factory.mktemp("onnx160")
     export_onnx(str(WEIGHTS), IMGSZ, out)
@@ -77,7 +77,7 @@ def test_fresh_build_packs_dynamic_matmuls(build160):
 
 
 def test_two_builds_are_byte_identical(build160, onnx160, tmp_path):
-    from yolo11_pose.quantize import stable_manifest
+    from yolo11_pose.make.quantize import stable_manifest
 
     out, man = build160
     again = _quantize(onnx160, tmp_path)
@@ -103,7 +103,7 @@ def test_builds_are_identical_across_hash_seeds_and_thread_counts(build160, onnx
 
 # --- refusal ---------------------------------------------------------------------------------------------------
 def test_build_refuses_what_the_declared_esp_dl_cannot_read(shared, tmp_path, monkeypatch, capsys):
-    from yolo11_pose import quantize as q
+    from yolo11_pose.make import quantize as q
     from yolo11_pose.cli import main
 
     # Without the MatMul fix ESP-PPQ 1.3.12 writes input1_layout = "native_kn", which ESP-DL 3.3.9 does not read.
@@ -170,7 +170,7 @@ def test_declared_range_comes_from_idf_component_yml():
 def test_other_esp_ppq_is_refused_before_any_work(monkeypatch, tmp_path):
     import importlib.metadata
 
-    from yolo11_pose.quantize import check_ppq_version
+    from yolo11_pose.make.quantize import check_ppq_version
 
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.3.5")
     with pytest.raises(UserError, match=r"esp-ppq 1\.3\.5 is installed, .* esp-ppq==1\.3\.12"):
@@ -214,9 +214,9 @@ def test_arithmetic_per_release_names_what_later_releases_may_change(build_s3_32
     """A file with int16 Swish tables (our old mixed S3 416, in shared/models/espdl-mixed): 3.3.9 ignores them, what a
     later 3.x the range admits does is unknown, so publishing one is refused; a fresh build carries no such
     construct and every operation is covered by ESP-DL's outputs."""
-    from yolo11_pose import compat
-    from yolo11_pose.espdl import read_espdl
-    from yolo11_pose.inspect_report import format_text
+    from yolo11_pose.espdl import compat
+    from yolo11_pose.espdl.reader import read_espdl
+    from yolo11_pose.espdl.inspect_report import format_text
     from yolo11_pose.util import UserError
 
     old = SHARED / "models" / "espdl-mixed" / "s3_416_mixed.espdl"

@@ -92,7 +92,7 @@ def test_archive_holds_exactly_the_allowlist(archive):
     assert expected - names == set(), "meant to be in the archive but missing"
     # The essentials, spelled out (expected_content() is derived from the tree):
     for needed in ("include/yolo11_pose.hpp", "src/postprocess.cpp", "src/yolo11_pose_espdl.cpp",
-                   "cmake/yolo11_pose_model.cmake", "tools/yolo11_pose/cli.py", "tools/yolo11_pose/host/cli.cpp",
+                   "cmake/yolo11_pose_model.cmake", "tools/yolo11_pose/cli.py", "tools/yolo11_pose/device/host/cli.cpp",
                    "models/esp32p4/yolo11n-pose-640-int8.espdl", "models/esp32s3/yolo11n-pose-416-int8.espdl",
                    "examples/get_started/main/get_started_main.cpp", "examples/get_started/partitions.csv"):
         assert needed in names, needed
@@ -127,5 +127,5 @@ def test_archive_is_pip_installable(archive, tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     (whl,) = (tmp_path / "dist").glob("*.whl")
     names = set(zipfile.ZipFile(whl).namelist())
-    assert {"yolo11_pose/cli.py", "yolo11_pose/host/cli.cpp", "yolo11_pose/host/component/src/postprocess.cpp",
+    assert {"yolo11_pose/cli.py", "yolo11_pose/device/host/cli.cpp", "yolo11_pose/device/host/component/src/postprocess.cpp",
             "yolo11_pose/cfg/default.yaml"} <= names

@@ -17,14 +17,14 @@ SHIPPED = sorted((REPO / "models").glob("esp32*/*.espdl"))
 
 
 def test_verified_list_is_what_the_reference_archives_hold():
-    from yolo11_pose import coverage
-    from yolo11_pose.executor import ESPDL_VERSION, load_graph
+    from yolo11_pose.espdl import coverage
+    from yolo11_pose.espdl.executor import ESPDL_VERSION, load_graph
 
     refs = coverage.reference_files(SHARED) if (SHARED / "data" / "espdl-outputs-mixed").is_dir() else []
     require_shared(SHARED / "data" / "espdl-outputs-mixed" / "manifest.json", *[r[0] for r in refs])
     want = coverage.derive(refs, load_graph, ESPDL_VERSION)
     have = json.loads(coverage.VERIFIED_PATH.read_text())
-    assert have["signatures"] == want["signatures"], "regenerate: python -m yolo11_pose.coverage ../shared"
+    assert have["signatures"] == want["signatures"], "regenerate: python -m yolo11_pose.espdl.coverage ../shared"
     assert have["espdl"] == ESPDL_VERSION
     # every evidence label names a folder of archives that exists
     for labels in have["signatures"].values():
@@ -35,15 +35,15 @@ def test_verified_list_is_what_the_reference_archives_hold():
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_shipped_models_are_inside_the_gate(path):
-    from yolo11_pose.coverage import unverified
-    from yolo11_pose.executor import load_graph
+    from yolo11_pose.espdl.coverage import unverified
+    from yolo11_pose.espdl.executor import load_graph
 
     assert not unverified(load_graph(path)), path
 
 
 def _unverified_of(build_dir: Path) -> dict:
-    from yolo11_pose.coverage import unverified
-    from yolo11_pose.executor import load_graph
+    from yolo11_pose.espdl.coverage import unverified
+    from yolo11_pose.espdl.executor import load_graph
 
     return unverified(load_graph(build_dir / "model.espdl"))
 
@@ -59,7 +59,7 @@ def test_fresh_int8_builds_are_inside_the_gate(build_p4_320, build_s3_320):
 def test_fresh_mixed_and_accurate_builds_are_inside_the_gate(shared, tmp_path, target):
     """Mixed precision (the stem, the attention's qkv and head convs in int16) and the accurate recipe's own int16
     choice, at 128 px: every signature verified."""
-    from yolo11_pose.build import build
+    from yolo11_pose.make.build import build
 
     layers = ["/model.0/conv/Conv", "/model.10/m/m.0/attn/qkv/conv/Conv", "/model.23/cv2.0/cv2.0.2/Conv",
               "/model.23/cv3.0/cv3.0.1/cv3.0.1.1/conv/Conv", "/model.4/cv2/conv/Conv"]
@@ -77,7 +77,7 @@ def test_bits16_build_is_refused_in_one_line_unless_opted_in(shared, tmp_path, m
     """--bits 16 makes int16 Add/Concat/MaxPool/Resize/Softmax..., which no ESP-DL output covers: refused, nothing
     published; with the opt-in it is written and the manifest lists what is unverified."""
     from yolo11_pose.cli import main
-    from yolo11_pose.coverage import ENV
+    from yolo11_pose.espdl.coverage import ENV
 
     monkeypatch.delenv(ENV, raising=False)
     args = ["build", "--weights", str(WEIGHTS), "--imgsz", "96", "--target", "esp32s3", "--bits", "16", "--calib",
@@ -94,8 +94,8 @@ def test_bits16_build_is_refused_in_one_line_unless_opted_in(shared, tmp_path, m
 
 def test_gate_names_an_altered_node(tmp_path):
     """A shipped file with one conv's fused activation changed to ReLU (a combination no archive holds)."""
-    from yolo11_pose import coverage
-    from yolo11_pose.executor import Executor, load_graph
+    from yolo11_pose.espdl import coverage
+    from yolo11_pose.espdl.executor import Executor, load_graph
 
     g = load_graph(SHIPPED[0])
     conv = next(nd for nd in g.nodes if nd.op == "Conv")

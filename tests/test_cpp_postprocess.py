@@ -6,9 +6,9 @@ import os
 
 import numpy as np
 import pytest
-from yolo11_pose import cpp
-from yolo11_pose.decode import OUTPUT_NAMES, decode
-from yolo11_pose.preprocess import letterbox_geometry, load_rgb, quantize
+from yolo11_pose.device import cpp
+from yolo11_pose.device.decode import OUTPUT_NAMES, decode
+from yolo11_pose.device.preprocess import letterbox_geometry, load_rgb, quantize
 
 from .conftest import COCO, WEIGHTS, require_shared, ultralytics_asset
 
@@ -35,7 +35,7 @@ def _quantized(outs: dict, bits: dict | None = None, rounding: str = "half_even"
 @pytest.fixture(scope="module")
 def torch_model():
     require_shared(WEIGHTS)
-    from yolo11_pose.twin import TorchModel
+    from yolo11_pose.device.twin import TorchModel
 
     return TorchModel(str(WEIGHTS), 640)
 
@@ -89,12 +89,12 @@ def test_matches_reference_with_crop_int16_and_ties(torch_model):
     h, w = rgb.shape[:2]
     crop = (50, 100, 700, 1000)
     lb = letterbox_geometry(w, h, 640, 640, crop)
-    from yolo11_pose.preprocess import float_input
+    from yolo11_pose.device.preprocess import float_input
 
     x, lb2 = float_input(rgb, 640, 640, crop=crop)
     assert lb2 == lb
     import torch
-    from yolo11_pose.decode import nchw_to_nhwc
+    from yolo11_pose.device.decode import nchw_to_nhwc
 
     with torch.no_grad():
         ys = torch_model.model(torch.from_numpy(x))
@@ -143,7 +143,7 @@ def test_keypoint_shape_override_and_auto(torch_model):
 @pytest.mark.shared
 def test_matches_reference_on_espppq_outputs(build_p4_320):
     """Real ESP-PPQ int8 outputs (esp32p4 build at 320) through the lead's host twin."""
-    from yolo11_pose.twin import Twin
+    from yolo11_pose.device.twin import Twin
 
     twin = Twin(build_p4_320, post="cpp")
     found = 0

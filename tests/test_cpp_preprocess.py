@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from yolo11_pose import cpp, pixels
-from yolo11_pose.preprocess import (
+from yolo11_pose.device import cpp, pixels
+from yolo11_pose.device.preprocess import (
     device_input,
     input_lut,
     letterbox,

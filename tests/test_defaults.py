@@ -6,7 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from yolo11_pose import __version__, cfg, decode, export, preprocess, quantize
+from yolo11_pose import __version__, cfg
+from yolo11_pose.device import decode, preprocess
+from yolo11_pose.make import export, quantize
 
 REPO = Path(__file__).resolve().parents[1]
 D = cfg.DEFAULTS
@@ -148,7 +150,7 @@ def test_cmake_repeats_no_setting():
     """The CMake hook neither holds nor parses defaults and limits: the regeneration settings are made, checked and
     written by the tools (cmake_helper.py, from cfg.SETTINGS), the CMake only passes menuconfig's values on."""
     text = (REPO / "cmake" / "yolo11_pose_model.cmake").read_text()
-    assert "yolo11_pose.cmake_helper" in text and "default.yaml" not in text
+    assert "yolo11_pose.make.cmake_helper" in text and "default.yaml" not in text
     regen = re.search(r"^function\(_yolo11_pose_regenerate .*?^endfunction", text, re.S | re.M).group(0)
     for literal in ("imgsz", "num_calib", "calib_mode", "--bits", '"yolo11n-pose.pt"', " 1280", "% 32", "--weights"):
         assert literal not in regen, literal

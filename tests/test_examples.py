@@ -102,7 +102,7 @@ def test_get_started_frame_is_remade_from_its_source(tmp_path):
     # People are in it: the frame decodes to the picture (RGB565 keeps 5-6 bits per channel).
     import numpy as np
     from PIL import Image
-    from yolo11_pose.pixels import to_rgb888
+    from yolo11_pose.device.pixels import to_rgb888
 
     rgb = to_rgb888(out.read_bytes(), 240, 320, "rgb565be").astype(int)
     ref = np.asarray(Image.open(src).convert("RGB").resize((240, 320), Image.Resampling.BOX)).astype(int)
@@ -111,7 +111,7 @@ def test_get_started_frame_is_remade_from_its_source(tmp_path):
 
 @pytest.mark.cpp
 def test_example_sources_compile_against_the_stand_ins():
-    from yolo11_pose import cpp
+    from yolo11_pose.device import cpp
 
     out = cpp.build("asan")  # tests/host: its yolo11_pose_examples_check target compiles examples/*/main/*.cpp
     r = subprocess.run(["cmake", "--build", str(out), "--target", "yolo11_pose_examples_check"], capture_output=True,

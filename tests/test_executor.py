@@ -30,7 +30,7 @@ def _manifest() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def executors():
-    from yolo11_pose.executor import Executor
+    from yolo11_pose.espdl.executor import Executor
 
     _manifest()
     return {k: Executor(p, target=CHIP[k[:2]]) for k, p in REF_FILES.items()}
@@ -39,7 +39,7 @@ def executors():
 # ------------------------------------------------------------------------------------------ rounding rules
 def test_shift_round_follows_espdl_c_rules():
     """Expected values worked out by hand from dl_tool.cpp shift_and_round_half_even / _half_up."""
-    from yolo11_pose.executor import shift_round
+    from yolo11_pose.espdl.executor import shift_round
 
     v = np.array([5, 7, -5, -7, 6, -6, 3, -3, 1, -1])
     assert shift_round(v, 1, "half_even").tolist() == [2, 4, -2, -4, 3, -3, 2, -2, 0, 0]
@@ -53,7 +53,7 @@ def test_shift_round_follows_espdl_c_rules():
 
 def test_round_float_half_up_is_floorf_of_double_sum():
     """ESP32-S3: (int)floorf(value + 0.5) with a double 0.5: 0.49999997f rounds to 1 there, like the chip."""
-    from yolo11_pose.executor import round_float
+    from yolo11_pose.espdl.executor import round_float
 
     x = np.array([0.5, 1.5, -0.5, -1.5, 2.4999998, np.nextafter(np.float32(0.5), np.float32(0))], np.float32)
     assert round_float(x, "half_up").tolist() == [1, 2, 0, -1, 2, 1]
@@ -70,7 +70,7 @@ def test_unpack_filter_inverts_esp_ppq_layout(n, depthwise, bits):
     from esp_ppq.parser.espdl.espdl_typedef import EspQuantType
     from esp_ppq.parser.espdl.export_patterns import ResetParamLayoutPattern
 
-    from yolo11_pose.executor import unpack_filter
+    from yolo11_pose.espdl.executor import unpack_filter
 
     c = 1 if depthwise else 7
     w = torch.randint(-128, 128, (n, c, 3, 3), generator=torch.Generator().manual_seed(n))
@@ -111,7 +111,7 @@ def test_reproduces_espdl_c_kernels_bit_for_bit(archive, executors):
 def test_gemm_convolutions_reproduce_espdl_c_kernels(archive):
     """`--device cuda` runs convolutions as float64 GEMMs (no cuDNN algorithm is exact); the same code on the CPU
     must give ESP-DL's outputs value for value, with both chips' rounding rules."""
-    from yolo11_pose.executor import Executor
+    from yolo11_pose.espdl.executor import Executor
 
     _manifest()
     key = archive[:5]
@@ -132,8 +132,8 @@ def _iou(a, b) -> float:
 def test_espressif_files_find_the_people_on_their_bus_image():
     """Espressif's README (P4 QAT file, score 0.25, NMS 0.7): four people with these boxes. Their device decoded the
     JPEG with its own decoder, so pixels, and the weak fourth detection's score, differ slightly from ours."""
-    from yolo11_pose.preprocess import load_rgb
-    from yolo11_pose.twin import Twin
+    from yolo11_pose.device.preprocess import load_rgb
+    from yolo11_pose.device.twin import Twin
 
     _manifest()
     bus = SHARED / "data" / "samples" / "esp-dl-bus.jpg"
@@ -175,8 +175,8 @@ def _mutated(tmp_path, data: bytes, i: int, rng) -> "Path":  # noqa: F821
 def test_corrupt_and_truncated_files_fail_cleanly(tmp_path):
     """Random byte flips, absurd offsets and truncations of a real file: an EspdlError or a normal run, never a
     crash, a hang or an unbounded allocation (each load/run is bounded by an alarm)."""
-    from yolo11_pose.espdl import EspdlError
-    from yolo11_pose.executor import Executor
+    from yolo11_pose.espdl.reader import EspdlError
+    from yolo11_pose.espdl.executor import Executor
 
     _manifest()
     data = REF_FILES["s3_v1"].read_bytes()
@@ -207,7 +207,7 @@ def test_corrupt_and_truncated_files_fail_cleanly(tmp_path):
 
 
 def test_unknown_operator_and_bad_lookup_table_are_named(tmp_path):
-    from yolo11_pose.executor import Executor, ExecutorError, load_graph
+    from yolo11_pose.espdl.executor import Executor, ExecutorError, load_graph
 
     _manifest()
     g = load_graph(REF_FILES["p4_v1"])
@@ -252,7 +252,7 @@ ESPDL_AP = {"p4_v1": (0.463, 0.779, 0.511), "p4_v2": (0.469, 0.788, 0.479), "s3_
 @pytest.mark.parametrize("key", sorted(ESPDL_AP))
 def test_eval_reproduces_the_ap_espdl_computes_for_espressif_files(key):
     from tests.conftest import COCO, VAL_ANN
-    from yolo11_pose.evaluate import evaluate
+    from yolo11_pose.evaluation.evaluate import evaluate
 
     _manifest()
     require_shared(VAL_ANN)
@@ -275,7 +275,7 @@ def test_shipped_model_self_test_will_pass_on_the_chip(path):
     semantics reproduce them with dl::Model::test()'s tolerance (int8 outputs: exactly), so the board's self-check
     can pass. The 640 models leave them out (2.2 MB of flash), as their manifests say."""
     from tests.conftest import REPO
-    from yolo11_pose.executor import check_test_values
+    from yolo11_pose.espdl.executor import check_test_values
 
     app = (REPO / "test_apps" / "pose" / "sdkconfig.defaults").read_text()
     embedded_by_app = f"CONFIG_YOLO11_POSE_PREBUILT_{path.stem.split('-')[2]}=y" in app
@@ -289,7 +289,7 @@ def test_shipped_model_self_test_will_pass_on_the_chip(path):
 
 
 def test_tampered_test_values_are_caught_and_rewritten(tmp_path):
-    from yolo11_pose.executor import check_test_values, embed_espdl_test_outputs, load_graph
+    from yolo11_pose.espdl.executor import check_test_values, embed_espdl_test_outputs, load_graph
 
     src = next(p for p in _shipped() if load_graph(p).test_outputs)
     g = load_graph(src)
@@ -313,24 +313,24 @@ def test_int16_conv_is_exact_integer_arithmetic(tmp_path_factory, shared, monkey
     from fractions import Fraction
 
     from tests.conftest import CALIB_LIST, WEIGHTS
-    from yolo11_pose.build import build
-    from yolo11_pose.executor import Executor
-    from yolo11_pose.preprocess import device_input, load_rgb
+    from yolo11_pose.make.build import build
+    from yolo11_pose.espdl.executor import Executor
+    from yolo11_pose.device.preprocess import device_input, load_rgb
 
-    from yolo11_pose.coverage import ENV
+    from yolo11_pose.espdl.coverage import ENV
 
     monkeypatch.setenv(ENV, "1")  # --bits 16 is outside the coverage gate (int16 Add, Concat, ...): opted in
     out = tmp_path_factory.mktemp("int16-96")
     build(str(WEIGHTS), 96, "esp32p4", 16, str(CALIB_LIST), 8, out, progress=False, log=lambda *_: None)
     # No int16 tables: ESP-DL 3.3.9 computes int16 Swish/Sigmoid in float and reads int16 tables only on LUT nodes,
     # which no ESP-DL output we hold covers (recipe.base_setting, quantize: int16_lut_step=-1).
-    from yolo11_pose.espdl import read_espdl
+    from yolo11_pose.espdl.reader import read_espdl
 
     m = read_espdl(out / "model.espdl")
     assert not [la.name for la in m.layers if la.op_type == "LUT" or "lut" in la.attributes]
     assert [la for la in m.layers if la.op_type == "Swish"]
 
-    from yolo11_pose.executor import unpack_filter
+    from yolo11_pose.espdl.executor import unpack_filter
 
     for gemm_device in (None, "cpu"):  # oneDNN convolutions, and the GEMMs that `--device cuda` runs
         ex = Executor(out / "model.espdl", gemm_device=gemm_device)

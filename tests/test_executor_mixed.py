@@ -30,7 +30,7 @@ _EXECUTORS: dict = {}
 
 
 def _executor(model: str, chip: str):
-    from yolo11_pose.executor import Executor
+    from yolo11_pose.espdl.executor import Executor
 
     if model not in _EXECUTORS:
         _EXECUTORS[model] = Executor(MODELS / model, target=CHIP[chip])
@@ -54,7 +54,7 @@ def test_every_node_equals_espdl_kernels(entry):
 def test_float_convolutions_equal_espdl_too(name, monkeypatch):
     """Where ``torch._int_mm`` is not exact (or is switched off) the int8 convolutions run as float convolutions
     and requantize in float: that path must reproduce ESP-DL's kernels as well (both roundings)."""
-    from yolo11_pose import executor
+    from yolo11_pose.espdl import executor
 
     monkeypatch.setattr(executor, "_INT8_GEMM", [False])
     require_shared(MIXED / "manifest.json")

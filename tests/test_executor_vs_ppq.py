@@ -26,9 +26,9 @@ N_IMAGES = 20
 
 
 def _build(tmp_path_factory, target, imgsz, bits=8, int16_layers=None, num_calib=8) -> Path:
-    from yolo11_pose.build import build
+    from yolo11_pose.make.build import build
 
-    from yolo11_pose.coverage import ENV
+    from yolo11_pose.espdl.coverage import ENV
 
     out = tmp_path_factory.mktemp(f"cmp-{target}-{imgsz}-{bits}{'-mixed' if int16_layers else ''}")
     with pytest.MonkeyPatch.context() as mp:
@@ -67,9 +67,9 @@ def compare(build_dir: Path, images: list[Path]) -> dict:
     """Per image: tensors compared, and {tensor: differing values} in execution order."""
     import torch
 
-    from yolo11_pose.executor import Executor
-    from yolo11_pose.preprocess import device_input, load_rgb
-    from yolo11_pose.quantize import QuantizedModel
+    from yolo11_pose.espdl.executor import Executor
+    from yolo11_pose.device.preprocess import device_input, load_rgb
+    from yolo11_pose.make.quantize import QuantizedModel
 
     q = QuantizedModel(build_dir)
     ex = Executor(build_dir / "model.espdl", allow_unverified=True)  # this compares ESP-PPQ, gate or not

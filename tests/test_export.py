@@ -7,9 +7,9 @@ import pytest
 import torch
 import yaml
 
-from yolo11_pose.decode import OUTPUT_NAMES, candidates, nchw_to_nhwc
-from yolo11_pose.export import export_onnx, load_pose_model, run_onnx
-from yolo11_pose.preprocess import float_input, load_rgb
+from yolo11_pose.device.decode import OUTPUT_NAMES, candidates, nchw_to_nhwc
+from yolo11_pose.make.export import export_onnx, load_pose_model, run_onnx
+from yolo11_pose.device.preprocess import float_input, load_rgb
 
 from .conftest import WEIGHTS
 

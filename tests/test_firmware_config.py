@@ -147,7 +147,7 @@ def test_get_started_readme_partition_table_holds_every_model(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ PSRAM, watchdog
 def test_psram_is_on_wherever_a_model_runs():
-    from yolo11_pose import memory
+    from yolo11_pose.espdl import memory
 
     internal = {t: memory.CHIPS[t].internal_ram for t in ("esp32p4", "esp32s3")}
     for cfg in CONFIGS:
@@ -278,7 +278,7 @@ def _psram_cases():
 def test_predicted_psram_fits_the_reference_board(path):
     """Every prebuilt model menuconfig offers must fit the PSRAM of the board the READMEs set up (8 MB on the
     ESP32-S3, 32 MB on the ESP32-P4), by `inspect --memory`'s prediction, with 10 % left for frames and the app."""
-    from yolo11_pose import memory
+    from yolo11_pose.espdl import memory
 
     p = memory.plan(path, path.parent.name)
     budget = memory.CHIPS[p.target].psram_reference
@@ -301,7 +301,7 @@ def test_core_unity_builds_the_portable_core_without_espdl_or_a_model():
 
 def test_readme_memory_figures_are_the_prediction():
     """README's PSRAM table gives `inspect --memory`'s figures for every shipped model (5 % at most off)."""
-    from yolo11_pose import memory
+    from yolo11_pose.espdl import memory
 
     text = (REPO / "README.md").read_text()
     row = r"^\| `(esp32\w+/[\w-]+)` \| ([\d.]+) MB \| ([\d.]+) MB \| ([\d.]+) MB(?:, and ([\d.]+) MB more)?"

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from yolo11_pose import cpp
-from yolo11_pose import head as heads
-from yolo11_pose.decode import candidates, decode, logit, nchw_to_nhwc, sigmoid, topk
-from yolo11_pose.export import export_onnx, run_onnx
-from yolo11_pose.preprocess import float_input, letterbox_geometry, load_rgb, quantize
+from yolo11_pose.device import cpp
+from yolo11_pose.device import head as heads
+from yolo11_pose.device.decode import candidates, decode, logit, nchw_to_nhwc, sigmoid, topk
+from yolo11_pose.make.export import export_onnx, run_onnx
+from yolo11_pose.device.preprocess import float_input, letterbox_geometry, load_rgb, quantize
 from yolo11_pose.util import UserError
 
 from .conftest import REPO, ultralytics_asset
@@ -186,7 +186,7 @@ def test_decode_reproduces_ultralytics(models, tmp_path, key, branch, imgsz):
 def test_cpp_equals_python_on_quantized_outputs(models, tmp_path, key, branch):
     """Same poses, same order, on int8 (and mixed int8/int16) tensors, with and without a letterbox, at several
     thresholds and detection caps; ties (frequent in int8) broken the same way."""
-    from yolo11_pose.twin import TorchModel
+    from yolo11_pose.device.twin import TorchModel
 
     m = TorchModel(models(key), 160, branch)
     c = m.head
@@ -280,7 +280,7 @@ def test_bad_contracts_are_refused_by_both(text):
 def test_files_without_contract_derive_the_same_in_python_and_cpp():
     """Files made before the contract (Espressif's, older builds of ours): the C++ derivation (what the device does at
     load) equals the Python one, and a file with a contract gives it back unchanged."""
-    from yolo11_pose.executor import load_graph
+    from yolo11_pose.espdl.executor import load_graph
 
     from .conftest import REFERENCE_ESPDL
 
@@ -339,7 +339,7 @@ def test_yolo26_yaml_build_predict_inspect(tmp_path, capsys):
     import json
 
     from yolo11_pose.cli import main
-    from yolo11_pose.twin import Twin
+    from yolo11_pose.device.twin import Twin
 
     from .conftest import CALIB_LIST, require_shared
 
@@ -360,7 +360,7 @@ def test_yolo26_yaml_build_predict_inspect(tmp_path, capsys):
     assert len(lines) == 20 and all(len(p["keypoints"]) == 17 for p in lines)  # max_det 20 of the top-k
     twin = Twin(out)
     assert twin.head == c
-    from yolo11_pose import devicelog  # the test app's golden file: the twin's poses for the frames it embeds
+    from yolo11_pose.evaluation import devicelog  # the test app's golden file: the twin's poses for the frames it embeds
 
     gold = devicelog.make_golden(out / "model.espdl", {"bus": load_rgb(bus)}, 0.001, 0.7, 0.5, 20)
     assert len(gold["images"]["bus"]["poses"]) == 20 and gold["model"]["target"] == "esp32p4"

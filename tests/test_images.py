@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from yolo11_pose import preprocess
+from yolo11_pose.device import preprocess
 from yolo11_pose.cli import main
-from yolo11_pose.preprocess import image_size, load_rgb
+from yolo11_pose.device.preprocess import image_size, load_rgb
 
 from .conftest import SHARED, require_shared
 
@@ -139,7 +139,7 @@ def test_unreadable_files_are_one_line(tmp_path):
 def test_calibration_reads_16bit_grey_like_8bit(tmp_path, grey):
     """The same loader feeds calibration: a 16-bit grey calibration image gives the 8-bit one's batch."""
     from PIL import Image
-    from yolo11_pose.quantize import calibration_batches
+    from yolo11_pose.make.quantize import calibration_batches
 
     f16 = write_png(tmp_path / "a16.png", grey.astype(np.uint16) * 257, 0)
     f8 = tmp_path / "a8.png"

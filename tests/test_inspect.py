@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from yolo11_pose import espdl
-from yolo11_pose.espdl import EspdlError, read_espdl
-from yolo11_pose.inspect_report import format_text, inspect_command, to_json
+from yolo11_pose.espdl import reader as espdl
+from yolo11_pose.espdl.reader import EspdlError, read_espdl
+from yolo11_pose.espdl.inspect_report import format_text, inspect_command, to_json
 
 
 # --- shared data --------------------------------------------------------------------------------------------------

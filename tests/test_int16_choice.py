@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def test_layers_whose_int16_output_outgrows_the_largest_activation_are_left_out():
-    from yolo11_pose.recipe import pick_int16
+    from yolo11_pose.make.recipe import pick_int16
 
     # the stem: the largest output (1,638,400 elements at 640) and the best gain per MAC; as int16 it would be twice
     # the largest int8 tensor. A 160x160x32 layer (819,200 elements) as int16 is exactly the stem's int8 size: kept.

@@ -1,4 +1,4 @@
-"""`yolo11-pose inspect --memory` (tools/yolo11_pose/memory.py): ESP-DL 3.3.9's greedy memory planner on hand-made
+"""`yolo11-pose inspect --memory` (tools/yolo11_pose/espdl/memory.py): ESP-DL 3.3.9's greedy memory planner on hand-made
 graphs whose layout is worked out below, on a tiny .espdl built here, and on the shipped models; the board-log
 comparison in devicelog."""
 from __future__ import annotations
@@ -9,8 +9,10 @@ import sys
 
 import pytest
 
-from yolo11_pose import devicelog, memory
-from yolo11_pose.executor import Node
+from yolo11_pose.evaluation import devicelog
+
+from yolo11_pose.espdl import memory
+from yolo11_pose.espdl.executor import Node
 
 from .conftest import REPO
 from .test_inspect import _build_payload, _write_model
@@ -84,7 +86,7 @@ def test_tiny_espdl_hand_computed(tmp_path):
 def _live_lower_bound(path) -> int:
     """Bytes that must coexist while some node runs: its variable inputs and outputs (in-place pairs counted once,
     as the larger). A planner can do no better; an independent check of the simulation on real graphs."""
-    from yolo11_pose.executor import load_graph
+    from yolo11_pose.espdl.executor import load_graph
 
     g = load_graph(path)
     best = 0
@@ -107,7 +109,7 @@ def test_shipped_models(path):
     assert _live_lower_bound(path) <= p.activation_bytes <= p.activation_sum
     assert p.largest_tensor[1] <= p.activation_bytes
     assert p.activation_bytes > memory.CHIPS[p.target].internal_ram  # why PSRAM is required
-    from yolo11_pose.espdl import read_espdl
+    from yolo11_pose.espdl.reader import read_espdl
 
     m = read_espdl(path)
     used = {n for layer in m.layers for n in layer.params}
@@ -160,7 +162,7 @@ def test_devicelog_compares_the_board_with_the_prediction(tmp_path):
         'POSE_CONFIG: {"target": "esp32s3"}',
         f'POSE_MEM: {{"stage": "model_loaded", "internal_free": 380000, "psram_free": {start - p.psram_bytes}, '
         f'"internal_min_free": 1, "psram_min_free": {start - p.psram_bytes - 10}}}']]) + "\n")
-    r = subprocess.run([sys.executable, "-m", "yolo11_pose.devicelog", "memory", "--log", str(log), "--model",
+    r = subprocess.run([sys.executable, "-m", "yolo11_pose.evaluation.devicelog", "memory", "--log", str(log), "--model",
                         str(path)], capture_output=True, text=True, check=False, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"predicted PSRAM {p.psram_bytes:,} B" in r.stdout

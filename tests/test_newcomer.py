@@ -13,7 +13,7 @@ import struct
 
 import numpy as np
 import pytest
-from yolo11_pose import integrity
+from yolo11_pose.espdl import integrity
 from yolo11_pose.cli import main, parser
 from yolo11_pose.util import UserError
 
@@ -42,7 +42,8 @@ def _one_line(capsys, argv, *needles) -> str:
 @pytest.fixture
 def no_slow_work(monkeypatch):
     """Fails a try that reaches the slow work (model load, export, quantization) before refusing."""
-    from yolo11_pose import build, export, quantize, twin
+    from yolo11_pose.make import build, export, quantize
+    from yolo11_pose.device import twin
 
     def boom(*a, **k):
         raise AssertionError("got to the slow work before checking the arguments")
@@ -123,7 +124,7 @@ def test_manifest_and_sidecar_hashes_are_compared(tmp_path, capsys):
     _one_line(capsys, ["inspect", str(build / "model.espdl")], "manifest.json (espdl_sha256)")
     _one_line(capsys, ["predict", "--model", str(build), "--image", str(REPO / "tests" / "data" / "nope.jpg")],
               "not found")  # images are checked first; then the model:
-    from yolo11_pose.twin import Twin
+    from yolo11_pose.device.twin import Twin
 
     with pytest.raises(UserError, match="is corrupt or was changed"):
         Twin(build)
@@ -155,7 +156,7 @@ def test_the_chip_reads_metadata_only_by_key():
 
 # ------------------------------------------------------------------------------------------------------ --target
 def test_target_that_contradicts_the_file_is_refused(capsys):
-    from yolo11_pose.twin import Twin
+    from yolo11_pose.device.twin import Twin
 
     s3 = REPO / "models" / "esp32s3" / "yolo11n-pose-416-int8.espdl"
     with pytest.raises(UserError, match="was built for esp32s3 .* not esp32p4"):
@@ -196,7 +197,7 @@ def test_concurrent_processes_take_turns_on_out(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ eval robustness
 def test_eval_image_loading_errors_are_user_errors(tmp_path):
-    from yolo11_pose.evaluate import run_model
+    from yolo11_pose.evaluation.evaluate import run_model
 
     bad = tmp_path / "x.jpg"
     bad.write_text("not a picture")
@@ -211,7 +212,7 @@ def test_eval_image_loading_errors_are_user_errors(tmp_path):
 
 def test_eval_png_labels_both_bars(tmp_path, monkeypatch):
     import matplotlib.axes
-    from yolo11_pose.evaluate import write_report
+    from yolo11_pose.evaluation.evaluate import write_report
 
     texts = []
     orig = matplotlib.axes.Axes.text
@@ -244,7 +245,7 @@ def test_help_says_what_each_command_does_and_its_real_defaults():
 
 
 def test_host_build_folder_is_exactly_the_one_named(monkeypatch, tmp_path):
-    from yolo11_pose import cpp
+    from yolo11_pose.device import cpp
 
     monkeypatch.setenv("YOLO11_POSE_HOST_BUILD", str(tmp_path / "X"))
     assert cpp.build_dir("release") == tmp_path / "X"
@@ -252,7 +253,7 @@ def test_host_build_folder_is_exactly_the_one_named(monkeypatch, tmp_path):
 
 
 def test_first_compile_is_announced(monkeypatch, tmp_path, capsys):
-    from yolo11_pose import cpp
+    from yolo11_pose.device import cpp
 
     monkeypatch.setenv("YOLO11_POSE_HOST_BUILD", str(tmp_path / "hb"))
     monkeypatch.setattr(cpp, "_toolchain", lambda: [])

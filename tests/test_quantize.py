@@ -7,11 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from yolo11_pose.build import build
-from yolo11_pose.decode import decode, iou_one_to_many, nchw_to_nhwc
-from yolo11_pose.export import run_onnx
-from yolo11_pose.preprocess import device_input, float_input, load_rgb
-from yolo11_pose.quantize import QuantizedModel, resolve_images, select_images
+from yolo11_pose.make.build import build
+from yolo11_pose.device.decode import decode, iou_one_to_many, nchw_to_nhwc
+from yolo11_pose.make.export import run_onnx
+from yolo11_pose.device.preprocess import device_input, float_input, load_rgb
+from yolo11_pose.make.quantize import QuantizedModel, resolve_images, select_images
 
 from .conftest import CALIB_LIST, COCO, WEIGHTS
 
@@ -78,8 +78,8 @@ def test_calibration_sources_and_selection(shared, tmp_path):
 
 
 def test_mixed_precision_puts_named_layers_in_int16(shared, official_onnx_320, tmp_path):
-    from yolo11_pose.espdl import read_espdl
-    from yolo11_pose.quantize import quantize
+    from yolo11_pose.espdl.reader import read_espdl
+    from yolo11_pose.make.quantize import quantize
 
     heads = ["/model.23/cv4.0/cv4.0.2/Conv", "/model.23/cv4.1/cv4.1.2/Conv", "/model.23/cv4.2/cv4.2.2/Conv"]
     man = quantize(official_onnx_320, "esp32p4", 8, str(CALIB_LIST), 16, tmp_path, int16_layers=heads,
@@ -92,7 +92,7 @@ def test_mixed_precision_puts_named_layers_in_int16(shared, official_onnx_320, t
 
 
 def test_build_is_incremental(shared, tmp_path, bus_jpg, monkeypatch):
-    from yolo11_pose.coverage import ENV
+    from yolo11_pose.espdl.coverage import ENV
 
     # a random-init model: ESP-PPQ may leave a Concat's inputs at different exponents, and its ESP32-S3 output
     # scales can need more than the 20-bit accumulator lane; both refused unless opted in (this test is about keys)
@@ -122,8 +122,8 @@ def test_build_is_incremental(shared, tmp_path, bus_jpg, monkeypatch):
 
 
 def test_error_report_tables_and_chart(shared, tmp_path):
-    from yolo11_pose.export import export_onnx
-    from yolo11_pose.quantize import onnx_node_names, quantize
+    from yolo11_pose.make.export import export_onnx
+    from yolo11_pose.make.quantize import onnx_node_names, quantize
 
     export_onnx(str(WEIGHTS), 96, tmp_path)
     man = quantize(tmp_path / "model.onnx", "esp32p4", 8, str(CALIB_LIST), 8, tmp_path / "q", error_report=True,

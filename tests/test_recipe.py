@@ -17,7 +17,7 @@ IMGSZ, NUM = 128, 16
 
 @pytest.fixture(scope="module")
 def onnx128(shared, tmp_path_factory):
-    from yolo11_pose.export import export_onnx
+    from yolo11_pose.make.export import export_onnx
 
     out = tmp_path_factory.mktemp("onnx128")
     export_onnx(str(WEIGHTS), IMGSZ, out)
@@ -26,13 +26,13 @@ def onnx128(shared, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def batches(shared):
-    from yolo11_pose.quantize import calibration_batches, resolve_images, select_images
+    from yolo11_pose.make.quantize import calibration_batches, resolve_images, select_images
 
     return calibration_batches(select_images(resolve_images(CALIB_LIST), NUM), IMGSZ, "square", progress=False)
 
 
 def _quantize(onnx, batches, setting, target="esp32p4"):
-    from yolo11_pose.recipe import quantize_graph
+    from yolo11_pose.make.recipe import quantize_graph
 
     return quantize_graph(onnx, target, 8, batches, setting)
 
@@ -57,7 +57,7 @@ def _conv_params(graph) -> dict:
 
 
 def _fast_setting():
-    from yolo11_pose.recipe import FAST_CALIB, base_setting
+    from yolo11_pose.make.recipe import FAST_CALIB, base_setting
 
     return base_setting(8, FAST_CALIB)
 
@@ -68,7 +68,7 @@ def fast_graph(onnx128, batches):
 
 
 def test_recipe_arguments_are_checked():
-    from yolo11_pose.recipe import check_args
+    from yolo11_pose.make.recipe import check_args
     from yolo11_pose.util import UserError
 
     with pytest.raises(UserError, match="--recipe"):
@@ -80,7 +80,7 @@ def test_recipe_arguments_are_checked():
 
 
 def test_calibration_method_reaches_esp_ppq_and_is_chosen_by_measurement(onnx128, batches, fast_graph):
-    from yolo11_pose import recipe
+    from yolo11_pose.make import recipe
 
     kl = _quantize(onnx128, batches, recipe.base_setting(8, "kl"))
     a, b = _act_exponents(fast_graph), _act_exponents(kl)
@@ -94,7 +94,7 @@ def test_calibration_method_reaches_esp_ppq_and_is_chosen_by_measurement(onnx128
 def test_clip_guard_finds_and_recalibrates_a_clipping_activation(onnx128, batches, fast_graph):
     import torch
 
-    from yolo11_pose import recipe
+    from yolo11_pose.make import recipe
 
     name = "/model.10/cv2/conv/Conv/Swish"
     cfg = fast_graph.operations[name].config.output_quantization_config[0]
@@ -113,7 +113,7 @@ def test_clip_guard_finds_and_recalibrates_a_clipping_activation(onnx128, batche
 
 
 def test_logit_scales_are_finer(onnx128, batches, fast_graph):
-    from yolo11_pose import recipe
+    from yolo11_pose.make import recipe
 
     plan = recipe.make_plan("accurate", onnx128, "esp32p4", 8, batches, log=lambda *_: None,
                             steps={"calibration": False, "clip_guard": False, "bias_correct": False, "tqt": False})
@@ -156,7 +156,7 @@ def test_tqt_moves_weights_or_scales(onnx128, batches, fast_graph):
 
 
 def test_int16_budget_picks_measured_layers_within_budget(onnx128, batches):
-    from yolo11_pose import recipe
+    from yolo11_pose.make import recipe
 
     costs = recipe.onnx_costs(onnx128)
     total = sum(c["macs"] for c in costs.values())
@@ -175,7 +175,7 @@ def test_int16_budget_picks_measured_layers_within_budget(onnx128, batches):
 
 
 def test_malloc_limit_is_harmless():
-    from yolo11_pose.recipe import limit_malloc_growth
+    from yolo11_pose.make.recipe import limit_malloc_growth
 
     limit_malloc_growth()
     assert np.ones(3).sum() == 3
@@ -203,9 +203,9 @@ def test_finetune_moves_integer_weights_and_lowers_output_noise(onnx128, batches
     the recipe's own meter (another computation than the training loss); the exported integers change."""
     import torch
 
-    from yolo11_pose.export import onnx_meta
-    from yolo11_pose.finetune import distill
-    from yolo11_pose.recipe import OutputNoise
+    from yolo11_pose.make.export import onnx_meta
+    from yolo11_pose.make.finetune import distill
+    from yolo11_pose.make.recipe import OutputNoise
 
     g = _quantize(onnx128, batches, _fast_setting(), "esp32s3")
     xs = torch.cat(list(batches))
@@ -230,8 +230,8 @@ def test_fast_fake_quant_gives_esp_ppq_values_and_gradients(onnx128, batches, ta
     import torch
     from esp_ppq.executor import TorchExecutor
 
-    from yolo11_pose.finetune import _graph_params, fast_fake_quant
-    from yolo11_pose.recipe import int16_platform
+    from yolo11_pose.make.finetune import _graph_params, fast_fake_quant
+    from yolo11_pose.make.recipe import int16_platform
 
     setting = _fast_setting()
     for name in ("/model.0/conv/Conv", "/model.0/conv/Conv/Swish"):  # the stem in int16, as the accurate recipe may
@@ -260,8 +260,8 @@ def test_fast_fake_quant_gives_esp_ppq_values_and_gradients(onnx128, batches, ta
 
 
 def test_finetune_that_makes_things_worse_is_undone(onnx128, batches):
-    from yolo11_pose.export import onnx_meta
-    from yolo11_pose.finetune import distill
+    from yolo11_pose.make.export import onnx_meta
+    from yolo11_pose.make.finetune import distill
 
     g = _quantize(onnx128, batches, _fast_setting(), "esp32s3")
     before = _conv_params(g)
@@ -273,7 +273,7 @@ def test_finetune_that_makes_things_worse_is_undone(onnx128, batches):
 
 def test_finetune_is_a_step_of_the_accurate_recipe_and_of_qat(onnx128, batches):
     from yolo11_pose import cfg
-    from yolo11_pose.recipe import make_plan
+    from yolo11_pose.make.recipe import make_plan
 
     off = {"calibration": False, "clip_guard": False, "logit_scales": False}
     plan = make_plan("accurate", onnx128, "esp32s3", 8, batches, steps=off, log=lambda *_: None)

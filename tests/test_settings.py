@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from yolo11_pose import build, cfg, cli, quantize
+from yolo11_pose.make import build, quantize
+from yolo11_pose import cfg, cli
 from yolo11_pose.util import UserError
 
 
@@ -59,7 +60,7 @@ def test_a_new_setting_reaches_help_settings_build_key_and_manifest(dummy, weigh
     with pytest.raises(UserError, match="--dummy-knob 'x' is not an int"):
         cfg.make_settings(dummy_knob="x")
     # And from menuconfig, by its CONFIG_ symbol.
-    from yolo11_pose.cmake_helper import config_values
+    from yolo11_pose.make.cmake_helper import config_values
 
     assert cfg.make_settings(source="cmake", **config_values({"CONFIG_YOLO11_POSE_DUMMY_KNOB": "3"})).dummy_knob == 3
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from yolo11_pose import devicelog
+from yolo11_pose.evaluation import devicelog
 from yolo11_pose.util import UserError
 
 from .conftest import ultralytics_asset
@@ -178,7 +178,7 @@ def test_a_reboot_keeps_only_the_last_run():
 
 def test_compare_command_exit_codes(tmp_path):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "yolo11_pose.devicelog", "compare", *args], env=ENV,
+        return subprocess.run([sys.executable, "-m", "yolo11_pose.evaluation.devicelog", "compare", *args], env=ENV,
                               check=False, capture_output=True, text=True, timeout=60)
 
     g = str(LOGS / "golden.json")
@@ -375,7 +375,7 @@ def _device_log(golden: dict) -> str:
 def test_golden_generation_on_a_real_build(build_p4_320, tmp_path):
     info = _info(tmp_path, build_p4_320, build_p4_320 / "model.espdl")
     out = tmp_path / "pose_golden.json"
-    r = subprocess.run([sys.executable, "-m", "yolo11_pose.devicelog", "golden", "--info", str(info), "--out",
+    r = subprocess.run([sys.executable, "-m", "yolo11_pose.evaluation.devicelog", "golden", "--info", str(info), "--out",
                         str(out)], env=ENV, check=False, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     golden = json.loads(out.read_text())
@@ -451,7 +451,7 @@ def test_every_shipped_model_has_a_golden_for_it(espdl, app_frames):
     from yolo11_pose.util import sha256_file
 
     gpath = espdl.with_suffix(".golden.json")
-    assert gpath.is_file(), f"{gpath} missing: make it with `python -m yolo11_pose.devicelog shipped-golden`"
+    assert gpath.is_file(), f"{gpath} missing: make it with `python -m yolo11_pose.evaluation.devicelog shipped-golden`"
     g = json.loads(gpath.read_text())
     imgsz = int(re.search(r"-(\d+)-int8", espdl.name).group(1))
     assert g["format"] == devicelog.GOLDEN_FORMAT

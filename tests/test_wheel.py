@@ -42,7 +42,7 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_carries_the_bridge_sources_and_nothing_of_the_tests(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    host = "yolo11_pose/host/"
+    host = "yolo11_pose/device/host/"
     for f in ("CMakeLists.txt", "host.cmake", "cli.cpp", "component/include/yolo11_pose/postprocess.hpp",
               "component/include/yolo11_pose/preprocess.hpp", "component/src/postprocess.cpp",
               "component/src/preprocess.cpp", "component/src/image.cpp", "component/src/pixel_convert.hpp"):
@@ -58,7 +58,7 @@ def test_wheel_carries_the_bridge_sources_and_nothing_of_the_tests(wheel):
     for p in pkg.rglob("*"):
         if p.is_file() and "__pycache__" not in p.parts:
             assert f"yolo11_pose/{p.relative_to(pkg).as_posix()}" in names, f"{p} missing from {wheel.name}"
-    assert not [n for n in names if n.startswith(("tests/", "yolo11_pose/host/stubs")) or "unit_tests" in n]
+    assert not [n for n in names if n.startswith(("tests/", "yolo11_pose/device/host/stubs")) or "unit_tests" in n]
 
 
 def _see_this_environment(py: Path) -> None:
@@ -96,7 +96,7 @@ def venv(wheel, tmp_path_factory) -> tuple[Path, dict, Path]:
 def test_installed_package_is_the_one_that_runs(venv):
     env_dir, env, cwd = venv
     r = _run([env_dir / "bin" / "python", "-c",
-              "import PIL, numpy, yolo11_pose, yolo11_pose.cpp as c; print(yolo11_pose.__file__); "
+              "import PIL, numpy, yolo11_pose, yolo11_pose.device.cpp as c; print(yolo11_pose.__file__); "
               "print(c.source_root()); print(c.default_variant())"], env=env, cwd=cwd, timeout=120)
     pkg, root, variant = r.stdout.split()
     assert Path(pkg).is_relative_to(env_dir) and Path(root).is_relative_to(env_dir), r.stdout
@@ -123,8 +123,8 @@ def test_installed_predict_runs_the_twin_with_a_release_build(venv, build_p4_320
     assert f"CMAKE_HOME_DIRECTORY:INTERNAL={env_dir}" in cache, "built from somewhere other than the installed package"
 
     # Same poses as the checkout's twin with the sanitizer build (optimization must not change a single value).
-    from yolo11_pose.preprocess import load_rgb
-    from yolo11_pose.twin import Twin
+    from yolo11_pose.device.preprocess import load_rgb
+    from yolo11_pose.device.twin import Twin
 
     ref = Twin(build_p4_320).predict(load_rgb(str(bus_jpg)))
     assert poses == [{"image": str(bus_jpg), **q.to_dict()} for q in ref]
@@ -145,7 +145,7 @@ def bare_path(tmp_path, monkeypatch) -> Path:
 
 
 def test_missing_toolchain_is_one_line(bare_path, monkeypatch):
-    from yolo11_pose import cpp
+    from yolo11_pose.device import cpp
 
     def error() -> str:
         with pytest.raises(cpp.HostBuildError) as e:

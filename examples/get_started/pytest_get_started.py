@@ -33,8 +33,8 @@ def expected_people(build_path: Path, target: str) -> list[dict]:
 
 def twin_people(model: Path, target: str) -> list[dict]:
     """The poses the chip computes for the frame with this .espdl (tests/test_get_started.py runs it in CI)."""
-    from yolo11_pose import devicelog
-    from yolo11_pose.pixels import to_rgb888
+    from yolo11_pose.evaluation import devicelog
+    from yolo11_pose.device.pixels import to_rgb888
 
     rgb = to_rgb888(FRAME.read_bytes(), 240, 320, "rgb565be")
     golden = devicelog.make_golden(model, {"frame": rgb}, target=target, **devicelog.kconfig_defaults())

@@ -1,7 +1,7 @@
 // Raw pose head outputs (box/score/kpt per stride, quantized NHWC) -> poses in source-image pixels.
-// What the outputs are and how to decode them is the head contract (tools/yolo11_pose/head.py writes it into the
+// What the outputs are and how to decode them is the head contract (tools/yolo11_pose/device/head.py writes it into the
 // .espdl metadata under kHeadMetadataKey; parse_head_contract() reads it). Semantics are those of the Python reference
-// tools/yolo11_pose/decode.py (Ultralytics decoding): YOLOv8/YOLO11 (DFL boxes, NMS) and YOLO26 (direct boxes,
+// tools/yolo11_pose/device/decode.py (Ultralytics decoding): YOLOv8/YOLO11 (DFL boxes, NMS) and YOLO26 (direct boxes,
 // end-to-end top-k or NMS).
 #pragma once
 
@@ -13,7 +13,7 @@
 
 namespace yolo11_pose {
 
-// Limits of the head contract (the same as tools/yolo11_pose/head.py; tests/test_heads.py checks they agree).
+// Limits of the head contract (the same as tools/yolo11_pose/device/head.py; tests/test_heads.py checks they agree).
 constexpr int kMaxLevels = 3;          ///< detection levels (strides)
 constexpr int kMaxRegMax = 32;         ///< DFL bins per box side (1: four direct distances, YOLO26)
 constexpr int kMaxClasses = 4096;      ///< score channels

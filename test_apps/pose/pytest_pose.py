@@ -21,7 +21,7 @@ LINE_TIMEOUT_S = 180
 @pytest.mark.generic
 @pytest.mark.parametrize("config", ["default", "regenerate"], indirect=True)
 def test_pose_matches_twin(dut, build_path, config, record_property) -> None:
-    from yolo11_pose import devicelog
+    from yolo11_pose.evaluation import devicelog
 
     golden = devicelog.ensure_golden(build_path)  # before the wait: a missing twin fails fast
     lines = devicelog.collect_from_dut(dut.expect, timeout=LINE_TIMEOUT_S)

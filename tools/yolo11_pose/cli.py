@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, cfg
-from .util import UserError
+from yolo11_pose import __version__, cfg
+from yolo11_pose.util import UserError
 
 IMGSZ_HELP = cfg.IMGSZ_HELP
 # The device's defaults (cfg/default.yaml), so that the twin shows what YOLO11Pose::run() returns.
@@ -56,7 +56,7 @@ def _settings(a) -> cfg.Settings:
               for s in cfg.SETTINGS}
     s = cfg.make_settings(source="cli", **values)
     if a.cmd in cfg.QUANT:
-        from .recipe import check_device
+        from yolo11_pose.make.recipe import check_device
 
         check_device(s.device)  # a CUDA device torch sees
     return s
@@ -70,7 +70,7 @@ def _add_quant_args(p: argparse.ArgumentParser, command: str) -> None:
 
 
 def _add_unverified_arg(p: argparse.ArgumentParser) -> None:
-    from .coverage import OPT_IN
+    from yolo11_pose.espdl.coverage import OPT_IN
 
     p.add_argument(OPT_IN, action="store_true",
                    help="run or write a file that computes something no output of ESP-DL's own kernels covers "
@@ -79,7 +79,7 @@ def _add_unverified_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _add_twin_args(p: argparse.ArgumentParser) -> None:
-    from .twin import ENGINES
+    from yolo11_pose.device.twin import ENGINES
 
     p.add_argument("--target", default=None, choices=sorted(cfg.TARGET_ROUNDING),
                    help="chip of an .espdl that does not record it (Espressif's files): decides the rounding rule; "
@@ -191,8 +191,8 @@ def _check_weights(w: str) -> None:
 
 def _check_calib_images(s: cfg.Settings) -> None:
     """Every calibration image this build will use decodes (seconds), before the export and quantization (minutes)."""
-    from .preprocess import load_rgb
-    from .quantize import resolve_images, select_images
+    from yolo11_pose.device.preprocess import load_rgb
+    from yolo11_pose.make.quantize import resolve_images, select_images
 
     for f in select_images(resolve_images(s.calib), s.num_calib, s.seed):
         try:
@@ -202,7 +202,7 @@ def _check_calib_images(s: cfg.Settings) -> None:
 
 
 def _cmd_export(a) -> int:
-    from .export import export_onnx
+    from yolo11_pose.make.export import export_onnx
 
     s = _settings(a)
     _check_weights(s.weights)
@@ -224,12 +224,12 @@ def _cmd_quantize(a) -> int:
         raise UserError(f"--onnx {a.onnx} is a folder; give the model.onnx in it (from `yolo11-pose export`)")
     if not onnx.is_file():
         raise UserError(f"ONNX file {a.onnx} not found; run `yolo11-pose export` first")
-    from .export import onnx_meta
+    from yolo11_pose.make.export import onnx_meta
 
     onnx_meta(onnx)  # refuses empty files, checkpoints and Ultralytics' own ONNX before ESP-PPQ loads (seconds)
     s = _settings(a)
     if s.int16_layers:  # named against the graph (quantize() says the same, after loading ESP-PPQ)
-        from .quantize import onnx_node_names, onnx_weighted_layers
+        from yolo11_pose.make.quantize import onnx_node_names, onnx_weighted_layers
 
         unknown = [n for n in s.int16_layers if n not in set(onnx_node_names(onnx))]
         if unknown:
@@ -237,7 +237,7 @@ def _cmd_quantize(a) -> int:
             raise UserError(f"--int16-layers names unknown layer {unknown[0]!r}; use layer names as "
                             f"`yolo11-pose inspect` lists them, such as {', '.join(near)}")
     _check_calib_images(s)
-    from .quantize import quantize_settings
+    from yolo11_pose.make.quantize import quantize_settings
 
     man = quantize_settings(a.onnx, s, a.out, verbose=a.verbose)
     print(_summary(a.out, man))
@@ -248,7 +248,7 @@ def _cmd_build(a) -> int:
     s = _settings(a)
     _check_weights(s.weights)
     _check_calib_images(s)
-    from .build import build_settings
+    from yolo11_pose.make.build import build_settings
 
     t = time.time()
     man, rebuilt = build_settings(s, a.out)
@@ -258,10 +258,10 @@ def _cmd_build(a) -> int:
 
 
 def _cmd_inspect(a) -> int:
-    from .inspect_report import inspect_command
+    from yolo11_pose.espdl.inspect_report import inspect_command
 
     if a.memory:
-        from .memory import memory_command
+        from yolo11_pose.espdl.memory import memory_command
 
         return memory_command(a.file, a.target, a.location, a.json)
     return inspect_command(a.file, a.json)
@@ -281,7 +281,7 @@ def _check_model(spec: str, flag: str) -> None:
                                and p.name.lower().startswith("yolo")):  # official names: Ultralytics has them
         raise UserError(f"model {spec} not found; check the {flag} path")
     if p.suffix == ".onnx":
-        from .export import onnx_meta
+        from yolo11_pose.make.export import onnx_meta
 
         onnx_meta(p)  # empty files, checkpoints, Ultralytics' own ONNX: refused before a session is made
     elif p.suffix == ".pt":
@@ -289,7 +289,7 @@ def _check_model(spec: str, flag: str) -> None:
 
 
 def _cmd_predict(a) -> int:
-    from .recipe import check_device
+    from yolo11_pose.make.recipe import check_device
 
     # Everything the run needs is checked before the model loads (tens of seconds) and before any PNG is written.
     cfg.check_thresholds(a.conf, a.iou, a.kpt_thr, a.max_det)
@@ -302,7 +302,7 @@ def _cmd_predict(a) -> int:
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise UserError(f"image {missing[0]} not found{more}; check the --image paths")
-    from .preprocess import image_size
+    from yolo11_pose.device.preprocess import image_size
 
     for img in a.image:  # the header only: cheap, and catches non-images and oversized ones before any output
         try:
@@ -313,23 +313,23 @@ def _cmd_predict(a) -> int:
         raise UserError(f"--save-dir {a.save_dir} is a file; give a folder for the overlay PNGs")
     _check_model(a.model, "--model")
     if a.imgsz is not None:
-        from .export import check_imgsz
+        from yolo11_pose.make.export import check_imgsz
 
         check_imgsz(a.imgsz)
-    from .twin import predict_command
+    from yolo11_pose.device.twin import predict_command
 
     return predict_command(a)
 
 
 def _cmd_eval(a) -> int:
-    from .evaluate import eval_command
-    from .recipe import check_device
+    from yolo11_pose.evaluation.evaluate import eval_command
+    from yolo11_pose.make.recipe import check_device
 
     check_device(a.device)
 
     if a.report and Path(a.report).exists() and not Path(a.report).is_dir():
         raise UserError(f"--report {a.report} is a file; give a folder for eval.json, eval.md and eval.png")
-    from .evaluate import check_eval_args, split_target
+    from yolo11_pose.evaluation.evaluate import check_eval_args, split_target
 
     check_eval_args(a.annotations, a.against_float, a.max_images)
     for m in a.model:
@@ -337,7 +337,7 @@ def _cmd_eval(a) -> int:
     if a.against_float:
         _check_model(a.against_float, "--against-float")
     if a.imgsz is not None:
-        from .export import check_imgsz
+        from yolo11_pose.make.export import check_imgsz
 
         check_imgsz(a.imgsz)
     if Path(a.images).is_file():
@@ -377,7 +377,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if getattr(a, "allow_unverified_ops", False):
-        from .coverage import ENV
+        from yolo11_pose.espdl.coverage import ENV
 
         os.environ[ENV] = "1"  # every executor and build of this run (coverage.allowed)
     # A failed export/quantize/build must not leave an empty --out behind (only folders this run created go).
@@ -388,7 +388,7 @@ def main(argv=None) -> int:
                "predict": _cmd_predict, "eval": _cmd_eval}[a.cmd]
         if not getattr(a, "out", None):
             return cmd(a)
-        from .util import out_lock
+        from yolo11_pose.util import out_lock
 
         with out_lock(a.out):  # one run per output folder
             return cmd(a)

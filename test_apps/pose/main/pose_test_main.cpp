@@ -1,5 +1,5 @@
 // Pose test app: YOLO11Pose on the embedded frames, every pose printed as one JSON line for pytest_pose.py, which
-// compares them with the host twin (tools/yolo11_pose/devicelog.py documents the line format).
+// compares them with the host twin (tools/yolo11_pose/evaluation/devicelog.py documents the line format).
 //
 // Per frame it also times the three stages separately. YOLO11Pose::detect() runs them back to back, so the app
 // repeats each stage alone with the component's public pieces on the same data: its own Preprocessor (whose output

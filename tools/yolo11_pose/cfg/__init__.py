@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..head import BRANCHES
+from yolo11_pose.device.head import BRANCHES
 
 DEFAULT_YAML = Path(__file__).with_name("default.yaml")
 
@@ -64,7 +64,7 @@ TARGET_ROUNDING: dict[str, str] = {k[len("rounding_"):]: str(v) for k, v in DEFA
 def check_thresholds(conf: float | None = None, iou: float | None = None, kpt_thr: float | None = None,
                      max_det: int | None = None) -> None:
     """The ranges the C++ postprocessor accepts, as one-line UserErrors naming the command-line flag."""
-    from ..util import UserError
+    from yolo11_pose.util import UserError
 
     if conf is not None and not 0.0 < conf < 1.0:
         raise UserError(f"--conf {conf:g} is out of range; give a score threshold between 0 and 1, both exclusive "
@@ -79,7 +79,7 @@ def check_thresholds(conf: float | None = None, iou: float | None = None, kpt_th
 def check_imgsz(imgsz: int, what: str = "imgsz") -> int:
     """A model input size the export and the device's preprocessing accept."""
     if not (IMGSZ_MIN <= imgsz <= IMGSZ_MAX) or imgsz % IMGSZ_MULTIPLE:
-        from ..util import UserError
+        from yolo11_pose.util import UserError
 
         raise UserError(f"{what} {imgsz} is not supported: it is not a multiple of {IMGSZ_MULTIPLE} in "
                         f"{IMGSZ_MIN}..{IMGSZ_MAX}; use e.g. 320 or 640")
@@ -96,7 +96,7 @@ LAYER_FILE_SUFFIXES = (".txt", ".lst", ".list", ".csv", ".cfg", ".conf", ".yaml"
 
 def parse_layer_list(spec) -> list[str]:
     """`--int16-layers`: comma-separated names, or a file with one name per line (# comments allowed)."""
-    from ..util import UserError
+    from yolo11_pose.util import UserError
 
     if not spec:
         return []
@@ -118,7 +118,7 @@ def parse_layer_list(spec) -> list[str]:
 def check_device(device: str, what: str = "--device") -> str:
     """cpu or cuda[:N] (whether torch sees that GPU is recipe.check_device's question, asked when it runs)."""
     if device != "cpu" and not str(device).startswith("cuda"):
-        from ..util import UserError
+        from yolo11_pose.util import UserError
 
         raise UserError(f"{what} {device!r}: use cpu or cuda (cuda:N)")
     return device
@@ -126,21 +126,21 @@ def check_device(device: str, what: str = "--device") -> str:
 
 def _share(v, what):
     if v is not None and not (0.0 <= float(v) <= 1.0):
-        from ..util import UserError
+        from yolo11_pose.util import UserError
 
         raise UserError(f"{what} {v} must be a share between 0 and 1 (e.g. 0.1 for 10 % of MACs)")
 
 
 def _epochs(v, what):
     if v is not None and not (0 < float(v) <= 1000):
-        from ..util import UserError
+        from yolo11_pose.util import UserError
 
         raise UserError(f"{what} {v:g}: give the passes over the calibration images, e.g. {QAT_EPOCHS:g}")
 
 
 def _lr(v, what):
     if v is not None and not (0 < float(v) < 1):
-        from ..util import UserError
+        from yolo11_pose.util import UserError
 
         raise UserError(f"{what} {v:g}: give a learning rate between 0 and 1, e.g. {QAT_LR:g}")
 
@@ -238,7 +238,7 @@ def _label(s: Setting, source: str) -> str:
 
 
 def _coerce(s: Setting, v, what: str):
-    from ..util import UserError
+    from yolo11_pose.util import UserError
 
     if v is None:
         if s.nullable:
@@ -327,7 +327,7 @@ class Settings:
 def make_settings(source: str = "python", **values) -> Settings:
     """The one place settings are checked: unknown names, types, choices, ranges, combinations. Names not given take
     their defaults. ``source`` ("python", "cli", "cmake") only picks how messages name a setting."""
-    from ..util import UserError
+    from yolo11_pose.util import UserError
 
     known = {s.name: s for s in SETTINGS}
     unknown = sorted(set(values) - set(known))

@@ -6,12 +6,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import __version__, cfg
-from .compat import readable_by_declared
-from .export import check_branch, export_onnx
-from .ppq_env import check_ppq_version
-from .quantize import hash_files, quantize_settings, resolve_images, select_images
-from .util import UserError, ensure_writable_dir, sha256_file
+from yolo11_pose import __version__, cfg
+from yolo11_pose.espdl.compat import readable_by_declared
+from yolo11_pose.make.export import check_branch, export_onnx
+from yolo11_pose.make.ppq_env import check_ppq_version
+from yolo11_pose.make.quantize import hash_files, quantize_settings, resolve_images, select_images
+from yolo11_pose.util import UserError, ensure_writable_dir, sha256_file
 
 BUILD_FILES = ("model.onnx", "model.espdl", "model.native", "manifest.json")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import Pose
-from .preprocess import load_rgb
-from .util import UserError, atomic_path, ensure_writable_dir, write_json
+from yolo11_pose.device.decode import Pose
+from yolo11_pose.device.preprocess import load_rgb
+from yolo11_pose.util import UserError, atomic_path, ensure_writable_dir, write_json
 
 EVAL_CONF, EVAL_MAX_DET = 0.001, 100
 COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10
@@ -106,13 +106,13 @@ def load_annotated_images(annotations: str, images_dir: str, max_images: int | N
 
 
 def folder_images(images_dir: str, max_images: int | None = None):
-    from .quantize import resolve_images
+    from yolo11_pose.make.quantize import resolve_images
 
     files = resolve_images(images_dir)
     if max_images:
         files = files[:max_images]
     items = []
-    from .preprocess import image_size
+    from yolo11_pose.device.preprocess import image_size
 
     for i, f in enumerate(files, 1):
         try:
@@ -155,7 +155,7 @@ def head_snr(float_raw: dict, quant_raw: dict) -> dict[str, float]:
 def split_target(spec: str, target: str | None = None) -> tuple[str, str | None]:
     """``MODEL@TARGET`` names the chip of one model (files that do not record theirs); else the common --target."""
     head, sep, tail = spec.rpartition("@")
-    from .preprocess import TARGET_ROUNDING
+    from yolo11_pose.device.preprocess import TARGET_ROUNDING
 
     if sep and tail in TARGET_ROUNDING:
         return head, tail
@@ -175,7 +175,7 @@ def check_eval_args(annotations: str | None, against_float: str | None, max_imag
 def evaluate(models: list[str], images: str, annotations: str | None = None, imgsz: int | None = None,
              against_float: str | None = None, max_images: int | None = None, log=print, engine: str = "espdl",
              target: str | None = None, device: str = "cpu") -> list[dict]:
-    from .twin import load_model
+    from yolo11_pose.device.twin import load_model
 
     check_eval_args(annotations, against_float, max_images)
     loaded = []

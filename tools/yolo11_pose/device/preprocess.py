@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cfg
+from yolo11_pose import cfg
 
 F32 = np.float32
 

@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .espdl_format import _HEADER_SIZE, EspdlError, _Corrupt, _fbs, open_graph  # noqa: F401 (re-exported)
+from yolo11_pose.espdl.container import _HEADER_SIZE, EspdlError, _Corrupt, _fbs, open_graph  # noqa: F401 (re-exported)
 
 __all__ = [
     "EspdlError",
@@ -425,7 +425,7 @@ def read_espdl(path: str | Path) -> EspdlModel:
         raise EspdlError(
             f"{p} has a corrupt FlatBuffers payload ({detail}); re-export or re-copy the file"
         ) from None
-    from .integrity import verify
+    from yolo11_pose.espdl.integrity import verify
 
     return EspdlModel(
         path=str(p),

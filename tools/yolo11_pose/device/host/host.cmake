@@ -1,5 +1,5 @@
 # The component's portable core (yolo11_pose_core) and the bridge the Python tools drive (yolo11_pose_host), for the
-# host. Included by this folder's CMakeLists.txt (what yolo11_pose.cpp builds, installed or not) and by
+# host. Included by this folder's CMakeLists.txt (what yolo11_pose.device.cpp builds, installed or not) and by
 # tests/host/CMakeLists.txt (which adds the unit tests and the fuzz loop).
 #   YOLO11_POSE_COMPONENT_DIR  the component root holding include/ and src/; default: the copy a wheel bundles in
 #                              ./component, else the checkout this file sits in

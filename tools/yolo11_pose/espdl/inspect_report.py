@@ -6,10 +6,10 @@ import json
 import sys
 from dataclasses import asdict
 
-from . import coverage
-from .compat import analyze, arithmetic, arithmetic_lines, format_lines
-from .espdl import EspdlError, EspdlModel, EspdlTensor, read_espdl
-from .executor import ExecutorError, load_graph
+from yolo11_pose.espdl import coverage
+from yolo11_pose.espdl.compat import analyze, arithmetic, arithmetic_lines, format_lines
+from yolo11_pose.espdl.reader import EspdlError, EspdlModel, EspdlTensor, read_espdl
+from yolo11_pose.espdl.executor import ExecutorError, load_graph
 
 __all__ = ["format_text", "to_json", "inspect_command", "head_summary", "weights_summary"]
 
@@ -50,7 +50,7 @@ def weights_summary(model: EspdlModel) -> str:
 def head_summary(model: EspdlModel) -> tuple[dict | None, str]:
     """The file's head contract (head.py) as a dict and one line: from its ``head`` metadata, else derived for a file
     made before the contract (YOLO11's, when its outputs fit), else why none applies."""
-    from . import head as heads
+    from yolo11_pose.device import head as heads
 
     shapes = {t.name: tuple(t.shape) for t in model.outputs if t.shape}
     has = heads.METADATA_KEY in model.metadata_props

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 
-from .util import UserError
+from yolo11_pose.util import UserError
 
 #: images held out of training to measure the loss before and after
 HELD_OUT = 8

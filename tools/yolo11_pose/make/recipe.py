@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cfg
-from .ppq_env import _quiet, import_ppq
-from .util import UserError
+from yolo11_pose import cfg
+from yolo11_pose.make.ppq_env import _quiet, import_ppq
+from yolo11_pose.util import UserError
 
 RECIPES = cfg.setting("recipe").choices  # ("fast", "accurate")
 DEFAULT_RECIPE = cfg.setting("recipe").default
@@ -218,7 +218,7 @@ class OutputNoise:
         from esp_ppq.executor import TorchExecutor
         from esp_ppq.IR import QuantableOperation
 
-        from .finetune import fast_fake_quant
+        from yolo11_pose.make.finetune import fast_fake_quant
 
         self.graph, self.device = graph, device
         self.xs = [x.float().to(device) for x in xs]

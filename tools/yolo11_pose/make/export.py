@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cfg
-from . import head as heads
-from .util import UserError, atomic_path, sha256_file
+from yolo11_pose import cfg
+from yolo11_pose.device import head as heads
+from yolo11_pose.util import UserError, atomic_path, sha256_file
 
 OPSET = 13
 IMGSZ_MIN, IMGSZ_MAX, IMGSZ_STEP = cfg.IMGSZ_MIN, cfg.IMGSZ_MAX, cfg.IMGSZ_MULTIPLE

@@ -1,6 +1,6 @@
 """What cmake/yolo11_pose_model.cmake asks at configure time when the model is regenerated from weights:
 
-    python -m yolo11_pose.cmake_helper regenerate --work-dir W --project-dir P --target T --python PY
+    python -m yolo11_pose.make.cmake_helper regenerate --work-dir W --project-dir P --target T --python PY
         --component-dir C [--python-configured] [CONFIG_YOLO11_POSE_<NAME>=<value> ...]
 
 From menuconfig's values (empty: the environment variable YOLO11_POSE_<NAME> where cfg.SETTINGS says so, then the
@@ -24,8 +24,8 @@ import re
 import sys
 from pathlib import Path
 
-from . import cfg
-from .util import UserError
+from yolo11_pose import cfg
+from yolo11_pose.util import UserError
 
 MENU = "menuconfig > Component config > YOLO11 pose estimation"
 REGEN_MENU = f"{MENU} > Model regeneration"
@@ -57,7 +57,7 @@ def python_problem(python: str, configured: bool, component_dir: str) -> str | N
         why = "Python >= 3.10 needed, this is %d.%d" % sys.version_info[:2]
     else:
         try:
-            from . import build
+            from yolo11_pose.make import build
         except ImportError as e:
             why = f"Python packages missing: {e.name or e}"
         else:
@@ -140,7 +140,7 @@ def regenerate(config: dict[str, str], work_dir: Path, project_dir: Path, target
         raise UserError(problem)
 
     # The images as `yolo11-pose build` reads them (folder, list file or glob): the build step depends on each.
-    from .quantize import resolve_images
+    from yolo11_pose.make.quantize import resolve_images
 
     if not is_glob and not calib.exists():
         raise UserError(f"calibration images {calib} do not exist; set {PREFIX}CALIB to a folder, list file or glob "
@@ -171,7 +171,7 @@ def regenerate(config: dict[str, str], work_dir: Path, project_dir: Path, target
 def write_outputs(work_dir: Path, step: dict) -> None:
     _write_if_changed(work_dir / "settings.txt", "\n".join(step["command"]) + "\n")
     b = _bracket
-    lines = ["# Written by `python -m yolo11_pose.cmake_helper regenerate` at configure time; do not edit.",
+    lines = ["# Written by `python -m yolo11_pose.make.cmake_helper regenerate` at configure time; do not edit.",
              "set(_yolo11_pose_command " + " ".join(map(b, step["command"])) + ")",
              "set(_yolo11_pose_depends " + " ".join(map(b, step["depends"])) + ")",
              f"set(_yolo11_pose_comment {b(step['comment'])})"]
@@ -185,7 +185,7 @@ def write_outputs(work_dir: Path, step: dict) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m yolo11_pose.cmake_helper", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m yolo11_pose.make.cmake_helper", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("regenerate", help="check the regeneration settings; write settings.txt and regenerate.cmake")
     p.add_argument("--work-dir", required=True, type=Path)

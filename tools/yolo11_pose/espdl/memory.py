@@ -280,7 +280,7 @@ class MemoryPlan:
 def plan(path: str | Path, target: str | None = None, location: str = "flash_rodata",
          spiram: bool = True) -> MemoryPlan:
     """ESP-DL's allocation for the model at path on target (None: the chip the file records)."""
-    from .executor import load_graph
+    from yolo11_pose.espdl.executor import load_graph
 
     g = load_graph(path)
     target = target or g.target or "esp32p4"
@@ -293,7 +293,7 @@ def plan(path: str | Path, target: str | None = None, location: str = "flash_rod
     memory = _simulate(infos, len(g.nodes))
     block = memory[-1].offset + memory[-1].size if memory else 0
     # Constants the modules use: node inputs and lookup tables given as attributes (espdl.read_espdl lists both).
-    from .espdl import read_espdl
+    from yolo11_pose.espdl.reader import read_espdl
 
     m = read_espdl(path)
     used = {n for layer in m.layers for n in layer.params}

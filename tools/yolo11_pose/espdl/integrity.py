@@ -21,7 +21,7 @@ import re
 import struct
 from pathlib import Path
 
-from .util import atomic_path
+from yolo11_pose.util import atomic_path
 
 KEY = "content_sha256"
 PLACEHOLDER = "0" * 64
@@ -36,7 +36,7 @@ def export_metadata() -> dict[str, str]:
 def _digest_span(data: bytes) -> tuple[int, int, str] | None:
     """(start, end, value) of the ``content_sha256`` value's bytes in the file; None when it has no such entry or
     cannot be parsed (the reader reports a corrupt file)."""
-    from .espdl_format import _HEADER_SIZE, _fbs, open_graph
+    from yolo11_pose.espdl.container import _HEADER_SIZE, _fbs, open_graph
 
     hsize = _HEADER_SIZE.get(bytes(data[:4]))
     if hsize is None or len(data) < hsize:
@@ -124,7 +124,7 @@ def verify(path: str | Path, data: bytes | None = None) -> str:
     """Check every record of the file's hash; return what was checked ("verified: ..." or "unverified: ...").
 
     Raises EspdlError (one line) on a mismatch."""
-    from .espdl_format import EspdlError
+    from yolo11_pose.espdl.container import EspdlError
 
     path = Path(path)
     if data is None:
@@ -138,7 +138,7 @@ def verify(path: str | Path, data: bytes | None = None) -> str:
             raise EspdlError(f"{path} is corrupt or was changed: its SHA-256 {whole[:12]}... differs from the "
                              f"{want[:12]}... in {where}; re-copy or rebuild it")
         checked.append(where)
-    from .espdl_format import _HEADER_SIZE
+    from yolo11_pose.espdl.container import _HEADER_SIZE
 
     hsize = _HEADER_SIZE.get(bytes(data[:4]))
     if hsize and len(data) >= hsize and int.from_bytes(data[8:12], "little") > len(data) - hsize:

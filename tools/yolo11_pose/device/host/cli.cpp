@@ -1,4 +1,4 @@
-// yolo11_pose_host: runs the portable C++ core on data sent by the Python tools (tools/yolo11_pose/cpp.py).
+// yolo11_pose_host: runs the portable C++ core on data sent by the Python tools (tools/yolo11_pose/device/cpp.py).
 //
 // Protocol (stdin -> stdout, many requests per process): one text line of space-separated key=value tokens, then
 // `bytes` raw bytes of payload. Every request gets one JSON line back; `pre` also sends the tensor bytes after it.

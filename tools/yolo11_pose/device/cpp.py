@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import (
+from yolo11_pose.device.decode import (
     DEFAULT_CONF,
     DEFAULT_IOU,
     DEFAULT_KPT_THR,
@@ -33,15 +33,15 @@ from .decode import (
     OUTPUT_NAMES,
     Pose,
 )
-from .head import HeadContract
-from .pixels import BYTES_PER_PIXEL
-from .preprocess import PAD_VALUE, TARGET_ROUNDING, Letterbox
-from .util import UserError
+from yolo11_pose.device.head import HeadContract
+from yolo11_pose.device.pixels import BYTES_PER_PIXEL
+from yolo11_pose.device.preprocess import PAD_VALUE, TARGET_ROUNDING, Letterbox
+from yolo11_pose.util import UserError
 
 VARIANTS = {"asan": ["-DYOLO11_POSE_SANITIZE=ON", "-DCMAKE_BUILD_TYPE=RelWithDebInfo"],
             "release": ["-DYOLO11_POSE_SANITIZE=OFF", "-DCMAKE_BUILD_TYPE=Release"]}
 HOST_DIR = Path(__file__).resolve().parent / "host"  # the bridge's CMake project, shipped in the package
-_CHECKOUT = Path(__file__).resolve().parents[2]
+_CHECKOUT = Path(__file__).resolve().parents[3]
 _SUFFIXES = (".cpp", ".hpp", ".h", ".txt", ".cmake")
 
 
@@ -363,7 +363,7 @@ def head_contract(text: str | None = None, outputs: dict | None = None, input_w:
     if text is not None:
         parts.append(f"text={text}")
     if outputs is not None:
-        from . import head as heads
+        from yolo11_pose.device import head as heads
 
         names = heads.from_text(text).output_names if text is not None else OUTPUT_NAMES
         parts.append(f"input={int(input_w)}x{int(input_h)}")

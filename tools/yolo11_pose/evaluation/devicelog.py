@@ -17,9 +17,9 @@ with. ``compare`` returns the list of differences beyond the tolerances; an empt
 
 Command line (used by the test app's CMake and by the pytest)::
 
-    python -m yolo11_pose.devicelog golden --info BUILD/pose_test_info.json --out BUILD/pose_golden.json
-    python -m yolo11_pose.devicelog compare --log device.log --golden BUILD/pose_golden.json
-    python -m yolo11_pose.devicelog shipped-golden --model models/esp32p4/yolo11n-pose-640-int8.espdl
+    python -m yolo11_pose.evaluation.devicelog golden --info BUILD/pose_test_info.json --out BUILD/pose_golden.json
+    python -m yolo11_pose.evaluation.devicelog compare --log device.log --golden BUILD/pose_golden.json
+    python -m yolo11_pose.evaluation.devicelog shipped-golden --model models/esp32p4/yolo11n-pose-640-int8.espdl
 
 A prebuilt model's golden is shipped next to it (``shipped-golden`` writes it) and used when the firmware embeds that
 exact model with the same frame pixels and thresholds; otherwise the twin computes one.
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .util import UserError, write_json
+from yolo11_pose.util import UserError, write_json
 
 GOLDEN_FORMAT = 1
 TAGS = ("POSE_CONFIG", "POSE_JSON", "POSE_IMAGE", "POSE_MEM", "POSE_MODEL_TEST", "POSE_DONE", "POSE_ERROR")
@@ -271,8 +271,8 @@ def make_golden(model: str | Path, images: dict[str, np.ndarray], conf: float, i
                 max_det: int, target: str | None = None) -> dict:
     """Expected device output: the host twin of ``model`` (an .espdl file, or a `yolo11-pose build` folder) on each
     frame: the file run with ESP-DL's semantics (executor) and the component's C++ postprocessor."""
-    from .twin import Twin
-    from .util import sha256_file
+    from yolo11_pose.device.twin import Twin
+    from yolo11_pose.util import sha256_file
 
     model = Path(model)
     twin = Twin(model, target=target)
@@ -308,7 +308,7 @@ def load_info(path: str | Path) -> dict:
 # The prebuilt models ship with their golden (models/<target>/<stem>.golden.json), because their build folders (the
 # twin needs model.native, ~23 MB) are not shipped. It is valid only for the exact .espdl (espdl_sha256), frames
 # (rgb_sha256: the committed frames, as make_rgb.py converts them) and thresholds it was made for.
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 MAKE_RGB = REPO_ROOT / "test_apps" / "pose" / "tools" / "make_rgb.py"
 # What test_apps/pose/main/CMakeLists.txt embeds: these committed frames, through make_rgb.py --max-side 640.
 # They are Ultralytics' pictures (APP_FRAME_SOURCES) downscaled (test_apps/pose/frames/README.md).
@@ -334,7 +334,7 @@ def kconfig_defaults(kconfig: str | Path = REPO_ROOT / "Kconfig") -> dict:
 
 
 def _frame_sha(path: str | Path) -> str:
-    from .util import sha256_file
+    from yolo11_pose.util import sha256_file
 
     return sha256_file(path)
 
@@ -370,7 +370,7 @@ def make_shipped_golden(espdl: str | Path) -> dict:
     golden["model"]["espdl"] = rel
     golden["frames"] = frames
     golden["made_with"] = {"frames": str(APP_FRAME_DIR.relative_to(REPO_ROOT)),
-                           "tool": "python -m yolo11_pose.devicelog shipped-golden"}
+                           "tool": "python -m yolo11_pose.evaluation.devicelog shipped-golden"}
     return golden
 
 
@@ -379,7 +379,7 @@ def committed_golden(info: dict) -> tuple[dict | None, list[str]]:
     espdl = Path(info["model_espdl"])
     if not espdl.is_file():
         return None, []
-    from .util import sha256_file
+    from yolo11_pose.util import sha256_file
 
     want, why = sha256_file(espdl), []
     for c in info.get("golden_candidates", []):
@@ -423,7 +423,7 @@ def golden_from_info(info_path: str | Path) -> dict:
 def ensure_golden(build_dir: str | Path) -> dict:
     """The golden of a test app build folder: pose_golden.json, (re)made from pose_test_info.json unless it is for
     the same embedded model and newer than the frames and the info file."""
-    from .util import sha256_file
+    from yolo11_pose.util import sha256_file
 
     b = Path(build_dir)
     gpath, ipath = b / "pose_golden.json", b / "pose_test_info.json"
@@ -480,7 +480,7 @@ def compare_memory(log: DeviceLog, plan, tolerance: float = MEMORY_TOLERANCE,
 
 # ------------------------------------------------------------------------------------------------ CLI
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m yolo11_pose.devicelog", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m yolo11_pose.evaluation.devicelog", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("golden", help="expected poses for the test app's frames (host twin)")
     p.add_argument("--info", required=True, help="pose_test_info.json from the test app's build folder")
@@ -500,7 +500,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     try:
         if a.cmd == "memory":
-            from .memory import plan
+            from yolo11_pose.espdl.memory import plan
 
             try:
                 log = parse_log(Path(a.log).read_text(errors="replace"))

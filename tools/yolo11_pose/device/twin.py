@@ -2,7 +2,7 @@
 
 ``Twin`` is what the chip computes for an ``.espdl`` file: the device-exact preprocessing (preprocess.device_input),
 the file run with ESP-DL's integer semantics (executor.Executor; ESP-PPQ's simulation with ``engine="ppq"``), and
-the *same C++ postprocessor* that ships in the component, built for the host (yolo11_pose.cpp). Float models (.pt
+the *same C++ postprocessor* that ships in the component, built for the host (yolo11_pose.device.cpp). Float models (.pt
 through torch, .onnx through ONNX Runtime) share the letterbox and the Python reference decode, so that comparing
 them with the twin measures quantization alone.
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import head as heads
-from .decode import (COCO_SKELETON, DEFAULT_CONF, DEFAULT_IOU, DEFAULT_KPT_THR, DEFAULT_MAX_DET, Pose,
+from yolo11_pose.device import head as heads
+from yolo11_pose.device.decode import (COCO_SKELETON, DEFAULT_CONF, DEFAULT_IOU, DEFAULT_KPT_THR, DEFAULT_MAX_DET, Pose,
                      decode, nchw_to_nhwc)
-from .preprocess import TARGET_ROUNDING, Letterbox, device_input, float_input, load_rgb
-from .util import UserError
+from yolo11_pose.device.preprocess import TARGET_ROUNDING, Letterbox, device_input, float_input, load_rgb
+from yolo11_pose.util import UserError
 
 
 class Model:
@@ -46,7 +46,7 @@ class TorchModel(Model):
     def __init__(self, weights: str, imgsz: int, branch: str | None = None, device: str = "cpu"):
         import torch
 
-        from .export import check_imgsz, load_pose_model, prepare_for_export
+        from yolo11_pose.make.export import check_imgsz, load_pose_model, prepare_for_export
 
         self.imgsz = check_imgsz(imgsz)
         self.name = Path(weights).name
@@ -70,7 +70,7 @@ class OnnxModel(Model):
     def __init__(self, path: str):
         import onnxruntime as ort
 
-        from .export import onnx_meta
+        from yolo11_pose.make.export import onnx_meta
 
         meta = onnx_meta(path)
         self.name = Path(path).name
@@ -116,7 +116,7 @@ class Twin(Model):
         self.engine = engine
         self.manifest = None
         if espdl.is_file():  # a damaged or changed file fails here, in one line, instead of computing wrong poses
-            from .integrity import verify
+            from yolo11_pose.espdl.integrity import verify
 
             self.integrity = verify(espdl)
         if build is not None:
@@ -133,7 +133,7 @@ class Twin(Model):
             if build is None or not (build / "model.native").is_file():
                 raise UserError(f"--engine ppq needs a build folder with model.native; {spec} has none (the default "
                                 "engine, espdl, runs any .espdl file)")
-            from .quantize import QuantizedModel
+            from yolo11_pose.make.quantize import QuantizedModel
 
             self.q = QuantizedModel(build)
             self.imgsz, self.kpt_shape, target = self.q.imgsz, self.q.kpt_shape, self.q.target
@@ -142,7 +142,7 @@ class Twin(Model):
                 nc=int(self.q.manifest.get("nc") or 1))
             self.in_exponent, self.bits = self.q.input["exponent"], int(self.q.input["dtype"][3:])
         else:
-            from .executor import Executor, load_graph
+            from yolo11_pose.espdl.executor import Executor, load_graph
 
             if not espdl.is_file():
                 raise UserError(f"{espdl} not found; give a build folder or an .espdl file")
@@ -200,7 +200,7 @@ class Twin(Model):
         self.last_outputs = outs
         if self.post == "python":
             return decode(outs, self.imgsz, self.imgsz, lb, conf, iou, kpt_thr, max_det, self.kpt_shape, self.head)
-        from . import cpp
+        from yolo11_pose.device import cpp
 
         return cpp.postprocess(outs, self.imgsz, self.imgsz, lb, conf=conf, iou=iou, kpt_thr=kpt_thr,
                                max_det=max_det, kpt_shape=self.kpt_shape, head=self.head)
@@ -208,7 +208,7 @@ class Twin(Model):
     def save_outputs(self, path: str | Path) -> None:
         """The last frame's input and raw outputs as ``.npz`` (int arrays, ``<name>_exponent``): the layout of
         ``shared/data/espdl-outputs``, to diff against a device dump."""
-        from .util import atomic_path
+        from yolo11_pose.util import atomic_path
 
         arrays = {"input": self.last_input[None], "input_exponent": np.int32(self.in_exponent)}
         for n, (q, e) in self.last_outputs.items():
@@ -302,7 +302,7 @@ def predict_command(a) -> int:
     if raw_dir and not isinstance(model, Twin):
         raise UserError("--save-outputs writes the device's integer tensors: give an .espdl file or a build folder")
     save = Path(a.save_dir) if a.save_dir else None
-    from .util import ensure_writable_dir
+    from yolo11_pose.util import ensure_writable_dir
 
     if save:
         ensure_writable_dir(save, flag="--save-dir")
@@ -327,7 +327,7 @@ def predict_command(a) -> int:
                 print(f"  person {p.score:.2f} box {[round(float(v), 1) for v in p.box]} "
                       f"keypoints visible {vis}/{len(p.keypoints)}")
         if save:
-            from .util import atomic_path
+            from yolo11_pose.util import atomic_path
 
             out = save / names[img]
             with atomic_path(out) as tmp:

@@ -17,9 +17,9 @@ import functools
 import json
 from pathlib import Path
 
-from .util import UserError
+from yolo11_pose.util import UserError
 
-VERIFIED_PATH = Path(__file__).parent / "cfg" / "verified_ops.json"
+VERIFIED_PATH = Path(__file__).resolve().parents[1] / "cfg" / "verified_ops.json"
 _FAMILY = {"esp32p4": "p4", "esp32s3": "s3"}  # the rounding rule (and the kernels) each chip runs
 OPT_IN = "--allow-unverified-ops"
 
@@ -166,7 +166,7 @@ def derive(references: list[tuple[str | Path, str, str]], load_graph, espdl_vers
             sigs.setdefault(s, set()).add(label)
     return {"about": "Signatures (chip family, operator, dtypes in/out, arithmetic attributes) of every node of the "
                      "files whose outputs ESP-DL's own kernels computed and the executor reproduces exactly. Made by "
-                     "yolo11_pose.coverage.derive from ../shared (tests/test_coverage.py); do not edit by hand.",
+                     "yolo11_pose.espdl.coverage.derive from ../shared (tests/test_coverage.py); do not edit by hand.",
             "espdl": espdl_version,
             "signatures": {s: sorted(v) for s, v in sorted(sigs.items())}}
 
@@ -187,12 +187,12 @@ def reference_files(shared: str | Path) -> list[tuple[Path, str, str]]:
     return refs
 
 
-if __name__ == "__main__":  # python -m yolo11_pose.coverage SHARED: rewrite cfg/verified_ops.json
+if __name__ == "__main__":  # python -m yolo11_pose.espdl.coverage SHARED: rewrite cfg/verified_ops.json
     import sys
 
-    from .util import write_json
+    from yolo11_pose.util import write_json
 
-    from .executor import ESPDL_VERSION, load_graph
+    from yolo11_pose.espdl.executor import ESPDL_VERSION, load_graph
 
     data = derive(reference_files(sys.argv[1] if len(sys.argv) > 1 else "../shared"), load_graph, ESPDL_VERSION)
     write_json(VERIFIED_PATH, data)

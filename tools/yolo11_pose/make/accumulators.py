@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .util import UserError
+from yolo11_pose.util import UserError
 
 LANE_BITS = 20
 LIMIT = 1 << (LANE_BITS - 1)
@@ -54,7 +54,7 @@ def measure(executor, inputs: list[np.ndarray]) -> dict[str, int]:
     import torch
     import torch.nn.functional as F
 
-    from .executor import unpack_filter, unpack_matmul
+    from yolo11_pose.espdl.executor import unpack_filter, unpack_matmul
 
     g = executor.graph
     peak: dict[str, int] = {}

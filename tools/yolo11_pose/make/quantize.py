@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, cfg
-from . import head as heads
-from . import integrity
-from .decode import OUTPUT_NAMES
-from .preprocess import IMAGE_SUFFIXES, TARGET_ROUNDING, float_input, load_rgb
-from .ppq_env import ESPPPQ_VERSION, _quiet, check_ppq_version, import_ppq  # noqa: F401 (re-exported)
-from .progress import mark
-from .util import UserError, atomic_path, ensure_writable_dir, sha256_file, write_json
+from yolo11_pose import __version__, cfg
+from yolo11_pose.device import head as heads
+from yolo11_pose.espdl import integrity
+from yolo11_pose.device.decode import OUTPUT_NAMES
+from yolo11_pose.device.preprocess import IMAGE_SUFFIXES, TARGET_ROUNDING, float_input, load_rgb
+from yolo11_pose.make.ppq_env import ESPPPQ_VERSION, _quiet, check_ppq_version, import_ppq  # noqa: F401 (re-exported)
+from yolo11_pose.progress import mark
+from yolo11_pose.util import UserError, atomic_path, ensure_writable_dir, sha256_file, write_json
 
 CALIB_MODES = cfg.setting("calib_mode").choices  # ("square", "letterbox")
 #: Measured on COCO val (official weights, esp32p4 8-bit, 640): squashed calibration keeps 0.86 of float AP,
@@ -274,7 +274,7 @@ def quantize_settings(onnx_path: str | Path, s: cfg.Settings, out_dir: str | Pat
     from esp_ppq.api.setting import QuantizationSettingFactory
     from esp_ppq.core import TargetPlatform
 
-    from .export import onnx_meta
+    from yolo11_pose.make.export import onnx_meta
 
     t0 = time.time()
     for name in ("target", "calib"):
@@ -295,7 +295,7 @@ def quantize_settings(onnx_path: str | Path, s: cfg.Settings, out_dir: str | Pat
             raise UserError(f"--int16-layers names unknown layer {unknown[0]!r}; use layer names as "
                             f"`yolo11-pose inspect` lists them, such as {', '.join(near)}")
     if s.bits == 16:
-        from . import coverage
+        from yolo11_pose.espdl import coverage
 
         coverage.precheck_int16(onnx_op_types(onnx_path), s.target)
     imgsz = int(meta.get("imgsz") or 0)
@@ -309,7 +309,7 @@ def quantize_settings(onnx_path: str | Path, s: cfg.Settings, out_dir: str | Pat
     files = select_images(resolve_images(s.calib), s.num_calib, s.seed)
     batches = calibration_batches(files, imgsz, s.calib_mode, progress)
 
-    from .recipe import grad_mode, plan_for
+    from yolo11_pose.make.recipe import grad_mode, plan_for
 
     plan = plan_for(s, onnx_path, batches, log=mark, steps=steps)
     setting = plan.setting
@@ -336,8 +336,8 @@ def quantize_settings(onnx_path: str | Path, s: cfg.Settings, out_dir: str | Pat
                     num_of_bits=bits, collate_fn=lambda b: b.float().to(device), setting=setting, device=device,
                     error_report=False, skip_export=True, verbose=0)
             if plan.finetune:
-                from .finetune import distill
-                from .recipe import torch_threads
+                from yolo11_pose.make.finetune import distill
+                from yolo11_pose.make.recipe import torch_threads
 
                 mark(f"fine-tuning against the float model ({plan.finetune['epochs']:g} epoch(s), lr "
                      f"{plan.finetune['lr']:g})")
@@ -358,11 +358,11 @@ def quantize_settings(onnx_path: str | Path, s: cfg.Settings, out_dir: str | Pat
                 mark("saving the quantized graph for the host twin (model.native)")
                 export_ppq_graph(graph, TargetPlatform.NATIVE, graph_save_to=str(work / "model.native"))
         # Nothing is published (the work folder goes) when the declared ESP-DL range cannot read the file.
-        from .compat import check_publishable
+        from yolo11_pose.espdl.compat import check_publishable
 
         espdl_compat = check_publishable(espdl_tmp)
-        from . import coverage
-        from .executor import load_graph
+        from yolo11_pose.espdl import coverage
+        from yolo11_pose.espdl.executor import load_graph
 
         # Nor when it computes something no ESP-DL output covers (coverage.py), unless the user opted in.
         espdl_compat["unverified_ops"] = sorted(coverage.check(load_graph(espdl_tmp), target, what="build"))
@@ -371,7 +371,7 @@ def quantize_settings(onnx_path: str | Path, s: cfg.Settings, out_dir: str | Pat
         if s.export_test_values:
             # ESP-PPQ embeds its own simulation's outputs; dl::Model::test() on the chip must compare against what
             # ESP-DL computes (int8: exactly), so the expected outputs are recomputed with the executor.
-            from .executor import embed_espdl_test_outputs
+            from yolo11_pose.espdl.executor import embed_espdl_test_outputs
 
             emb = embed_espdl_test_outputs(espdl_tmp, target)
             test_values = {"expected_by": "executor (ESP-DL semantics)", "rewritten_from_esp_ppq": emb["rewritten"],
@@ -381,7 +381,7 @@ def quantize_settings(onnx_path: str | Path, s: cfg.Settings, out_dir: str | Pat
         inp, outs = io_quant_info(graph, meta["head"].output_names)
         report = None
         if s.error_report:
-            from .report import error_report as run_error_report
+            from yolo11_pose.evaluation.report import error_report as run_error_report
 
             report = run_error_report(graph, batches, work, progress=progress)
         manifest = {
@@ -432,16 +432,16 @@ S3_ACCUMULATOR_IMAGES = 8
 def s3_accumulators(espdl_path: Path, files: list[Path]) -> dict:
     """ESP32-S3: the worst partial-sum bound per int8 Conv/MatMul against the 20-bit lane, on the first calibration
     images as the device feeds them; refuses what no input can make right, warns above half the lane."""
-    from . import accumulators
-    from .executor import Executor
-    from .preprocess import device_input
+    from yolo11_pose.make import accumulators
+    from yolo11_pose.espdl.executor import Executor
+    from yolo11_pose.device.preprocess import device_input
 
     ex = Executor(espdl_path, "esp32s3", allow_unverified=True)  # the gate has spoken already
     inp = ex.graph.inputs[0]
     bits = 16 if inp.dtype == "int16" else 8
     xs = [device_input(load_rgb(f), inp.shape[2], inp.shape[1], ex._exp(inp.name), bits, ex.rounding)[0]
           for f in files[:S3_ACCUMULATOR_IMAGES]]
-    from . import coverage
+    from yolo11_pose.espdl import coverage
 
     rep = accumulators.report(ex, xs, allow=coverage.allowed())  # the same opt-in as the coverage gate
     if rep["over_warn"]:

@@ -1,6 +1,6 @@
 """Which ESP-DL releases read a given `.espdl` file: its operators, their attributes and the file format.
 
-The facts come from ESP-DL's own sources, one row per release tag, in `esp_dl_releases.json` beside this module
+The facts come from ESP-DL's own sources, one row per release tag, in `cfg/esp_dl_releases.json`
 (made once from the espressif/esp-dl tags with `git show`; see its "about"). A release *reads* a file when its loader
 accepts the file's magic, its module creator registers every operator, and each operator's deserializer reads every
 attribute the file gives it. Two kinds of attribute are not read by any known release:
@@ -23,13 +23,13 @@ import json
 import re
 from pathlib import Path
 
-from .util import UserError
+from yolo11_pose.util import UserError
 
-TABLE_PATH = Path(__file__).with_name("esp_dl_releases.json")
+TABLE_PATH = Path(__file__).resolve().parents[1] / "cfg" / "esp_dl_releases.json"
 #: The component's dependency as idf_component.yml declares it, for an installed package without the checkout
 #: (tests/test_compat.py checks that both agree).
 DECLARED_ESP_DL = "^3.3.9"
-_COMPONENT_YML = Path(__file__).resolve().parents[2] / "idf_component.yml"
+_COMPONENT_YML = Path(__file__).resolve().parents[3] / "idf_component.yml"
 
 Version = tuple[int, ...]
 
@@ -153,7 +153,7 @@ def analyze(model) -> dict:
 
 
 def analyze_file(path: str | Path) -> dict:
-    from .espdl import read_espdl
+    from yolo11_pose.espdl.reader import read_espdl
 
     return analyze(read_espdl(path))
 
@@ -183,7 +183,7 @@ def readable_by_declared(path: str | Path) -> bool:
 def check_publishable(path: str | Path) -> dict:
     """Refuse (UserError) a freshly written `.espdl` the declared ESP-DL range cannot read; else the summary that the
     manifest records."""
-    from .espdl import read_espdl
+    from yolo11_pose.espdl.reader import read_espdl
 
     model = read_espdl(path)
     info = analyze(model)

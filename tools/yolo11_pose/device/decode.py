@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import cfg
-from . import head as heads
-from .head import HeadContract
-from .preprocess import Letterbox
+from yolo11_pose import cfg
+from yolo11_pose.device import head as heads
+from yolo11_pose.device.head import HeadContract
+from yolo11_pose.device.preprocess import Letterbox
 
 # The legacy (YOLO11) contract's facts, for callers that predate the contract; new code reads a HeadContract.
 STRIDES = heads.LEGACY.strides

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from .util import UserError
+from yolo11_pose.util import UserError
 
 
 class EspdlError(UserError):

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import coverage
-from .espdl import EspdlError, _attribute, _Corrupt, _fbs, _ints, _n, _s, graph_tensors, open_graph
-from .preprocess import TARGET_ROUNDING
+from yolo11_pose.espdl import coverage
+from yolo11_pose.espdl.reader import EspdlError, _attribute, _Corrupt, _fbs, _ints, _n, _s, graph_tensors, open_graph
+from yolo11_pose.device.preprocess import TARGET_ROUNDING
 
 __all__ = ["ExecutorError", "EspdlGraph", "Executor", "load_graph", "shift_round", "round_float"]
 
@@ -95,7 +95,7 @@ class EspdlGraph:
 
 
 def _const(t, payload: bytes, buf_len: int) -> Const:
-    from .espdl import _DTYPES
+    from yolo11_pose.espdl.reader import _DTYPES
 
     name = _s(t.Name())
     code = t.DataType()
@@ -1000,7 +1000,7 @@ def embed_espdl_test_outputs(path: str | Path, target: str | None = None) -> dic
     """Replace the expected test outputs ESP-PPQ embedded (its own simulation) by what ESP-DL computes for the
     embedded test input, in place and atomically, so that ``dl::Model::test()`` on the chip checks the chip against
     ESP-DL's semantics. Returns {"before": check, "after": check, "rewritten": [names]}."""
-    from .util import atomic_path
+    from yolo11_pose.util import atomic_path
 
     path = Path(path)
     g = load_graph(path)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .util import atomic_path, write_json
+from yolo11_pose.util import atomic_path, write_json
 
 MAX_IMAGES, BATCH = 16, 8  # enough for a stable ranking; few large batches because per-forward overhead dominates
 

@@ -9,8 +9,8 @@ import io
 import os
 import tempfile
 
-from .progress import PhaseMonitor
-from .util import UserError
+from yolo11_pose.progress import PhaseMonitor
+from yolo11_pose.util import UserError
 
 #: The ESP-PPQ release whose code `espdl_export_fixes` patches; any other is refused (pyproject pins it too).
 ESPPPQ_VERSION = "1.3.12"
@@ -75,7 +75,7 @@ def import_ppq() -> None:
     if "esp_ppq" not in sys.modules:
         with _quiet(False):
             import esp_ppq  # noqa: F401
-    from .chipsim import install
+    from yolo11_pose.make.chipsim import install
 
     install()  # ESP-PPQ's simulation computes what ESP-DL computes (calibration, ranking, fine-tuning, the twin)
 

@@ -137,3 +137,19 @@ def test_no_import_circles():
     assert len(edges) > 20 and f"{NAME}.espdl.executor" in edges[f"{NAME}.espdl.memory"]
     cycles = find_cycles(edges)
     assert not cycles, "import circles in tools/yolo11_pose:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_readme_layout_matches_the_package_folders():
+    """README's "Repository layout": one row per folder of the package, naming every module in it (and nothing
+    that is not there), so that a newcomer's map of the code stays true."""
+    import re
+
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Repository layout", 1)[1].split("\n## ", 1)[0]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `tools/yolo11_pose/(\w+)/` \| (.*) \|$", section, re.M)}
+    folders = {d.name for d in PKG.iterdir() if (d / "__init__.py").is_file() and d.name != "cfg"}
+    assert set(rows) == folders, f"README rows {sorted(rows)} vs package folders {sorted(folders)}"
+    for folder, row in rows.items():
+        named = set(re.findall(r"`(\w+)`", row)) - {"host"}
+        modules = {f.stem for f in (PKG / folder).glob("*.py") if f.stem != "__init__"}
+        assert named == modules, f"{folder}/: README names {sorted(named)}, the folder has {sorted(modules)}"

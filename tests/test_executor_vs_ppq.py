@@ -10,6 +10,7 @@ differ there. One difference remains, named by its ESP-DL source:
   not exact, so a value next to a rounding boundary can land one step away. The first differing tensor may be such a
   conv's output, off by at most one step (test_executor.py checks the executor's int16 conv against exact integers,
   test_executor_mixed.py against ESP-DL's own kernels).
+- the int16 Softmax of a --bits 16 build (outside the coverage gate): left to ESP-PPQ, as no ESP-DL output shows it.
 Nothing else may differ, and nothing before the first such layer. The attention Softmax's output is compared as its
 consumer quantizes it (saturated): ESP-PPQ keeps it in float, and an unsaturated probability of 0.28 against an
 exponent of -9 is 142, not ESP-DL's 127 (that was the "few values up to 54 steps" an earlier version exempted).
@@ -80,12 +81,17 @@ def compare(build_dir: Path, images: list[Path]) -> dict:
     # A float tensor (the Softmax output) is quantized by the QuantizeLinear the exporter puts after it; ESP-PPQ
     # keeps the quantized value under the float tensor's own name.
     quantized_as = {nd.inputs[0]: nd.outputs[0] for nd in g.nodes if nd.op == "QuantizeLinear"}
-    softmax_out = {quantized_as.get(o, o) for nd in g.nodes if nd.op == "Softmax" for o in nd.outputs}
+    softmax_out = {quantized_as.get(o, o) for nd in g.nodes if nd.op == "Softmax" for o in nd.outputs
+                   if ex._dtype(nd.inputs[0], nd) == "int8"}
+    # int16 Softmax (--bits 16 only, outside the coverage gate): chipsim leaves ESP-PPQ's torch.softmax there, since no
+    # ESP-DL output shows what ESP-DL computes for it; the executor's reading (row maximum subtracted) is unproven too
+    softmax16 = {quantized_as.get(o, o) for nd in g.nodes if nd.op == "Softmax" for o in nd.outputs
+                 if ex._dtype(nd.inputs[0], nd) == "int16"}
     order = [o for nd in g.nodes for o in nd.outputs]
     int16_convs = {nd.outputs[0] for nd in g.nodes if nd.op == "Conv" and nd.attrs.get("quant_type") == "S16"}
-    allowed = _downstream(g, int16_convs)
+    allowed = _downstream(g, int16_convs | softmax16)
     result = {"compared": 0, "diffs": {}, "max_abs": {}, "sizes": {}, "allowed": allowed, "order": order,
-              "softmax": softmax_out, "int16_convs": int16_convs}
+              "softmax": softmax_out, "softmax16": softmax16, "int16_convs": int16_convs}
     bits = int(q.input["dtype"][3:])
     for img in images:
         x, _ = device_input(load_rgb(img), q.imgsz, q.imgsz, q.input["exponent"], bits, q.rounding)
@@ -133,13 +139,13 @@ def test_executor_equals_ppq_except_after_int16_convs(builds, key):
     assert r["compared"] >= N_IMAGES * 0.6 * n_nodes, (r["compared"], n_nodes)
     if key.endswith("-640"):
         assert r["softmax"], "the 640 builds hold the attention Softmax this test is about"
-    soft = {n: r["diffs"].get(n, 0) for n in r["softmax"]}
+    soft = {n: r["diffs"].get(n, 0) for n in r["softmax"] if n not in r["allowed"]}  # not after an int16 conv
     bad = {n: d for n, d in r["diffs"].items() if n not in r["allowed"]}
     assert not bad, f"{key}: values differ where ESP-PPQ (with ESP-DL's semantics) and the executor compute alike: {bad}"
     assert not any(soft.values()), f"{key}: the Softmax's quantized output differs: {soft}"
     if r["diffs"]:  # where they do differ, it starts at an int16 conv, one step away
         first = min(r["diffs"], key=r["order"].index)
-        assert first in r["int16_convs"] and r["max_abs"][first] == 1, \
+        assert (first in r["int16_convs"] and r["max_abs"][first] == 1) or first in r["softmax16"], \
             (first, r["max_abs"].get(first), r["diffs"])
     if "int16" not in key and "mixed" not in key:
         assert not any(n in r["int16_convs"] for n in r["diffs"])

@@ -106,3 +106,20 @@ def test_warning_fires_above_half_the_lane(build_s3_320, monkeypatch):
     monkeypatch.setattr(accumulators, "static_problems", lambda g: [])
     narrow = accumulators.report(ex, [x])
     assert len(narrow["over_warn"]) > len(wide["over_warn"]) and narrow["worst_share"] > 1
+
+
+def test_build_records_psram_and_warns_past_the_board(build_s3_320, monkeypatch, capfd):
+    """Every build records ESP-DL's PSRAM allocation for its file; past MODEL_PSRAM_SHARE of the reference board it
+    says so on stderr, naming the fix (here: the same file against a board with a quarter of its need)."""
+    from yolo11_pose.espdl import memory
+    from yolo11_pose.make.quantize import psram_check
+
+    man = json.loads((build_s3_320 / "manifest.json").read_text())
+    p = memory.plan(build_s3_320 / "model.espdl", "esp32s3")
+    assert man["psram"]["bytes"] == p.psram_bytes and man["psram"]["reference_board"] == 8 << 20
+    assert 0 < man["psram"]["share"] < memory.MODEL_PSRAM_SHARE
+    assert "warning: this model needs" not in capfd.readouterr().err
+    monkeypatch.setitem(memory.CHIPS, "esp32s3", memory.Chip("ESP32-S3", 512 * 1024, p.psram_bytes // 4))
+    rec = psram_check(build_s3_320 / "model.espdl", "esp32s3")
+    err = capfd.readouterr().err
+    assert rec["share"] > 3.9 and "warning: this model needs" in err and "--int16-budget" in err

@@ -270,7 +270,9 @@ def test_cmake_suggests_a_model_partition_that_holds_every_model():
 def _psram_cases():
     # Found by this test: the earlier ESP32-S3 640 model's int16 early layers doubled the largest activations and
     # with the parameter copy needed 8.9 MB of PSRAM, more than an 8 MB board has; the int16 choice now leaves out
-    # layers whose int16 output would outgrow the largest int8 activation (recipe.pick_int16).
+    # layers whose int16 output would outgrow the largest int8 activation (recipe.pick_int16), and every build now
+    # warns when it takes more than memory.MODEL_PSRAM_SHARE of the board (quantize.psram_check): that cap alone did
+    # not keep a 10 % int16 ESP32-S3 640 build within 8 MB (9.45 MB, ESP-DL's greedy planner fragments).
     return [pytest.param(p, id=f"{p.parent.name}/{p.stem}") for p in sorted(REPO.glob("models/*/*.espdl"))]
 
 
@@ -282,7 +284,8 @@ def test_predicted_psram_fits_the_reference_board(path):
 
     p = memory.plan(path, path.parent.name)
     budget = memory.CHIPS[p.target].psram_reference
-    assert p.psram_bytes <= 0.9 * budget, f"{path.name}: {p.psram_bytes:,} B of PSRAM predicted, board has {budget:,}"
+    assert p.psram_bytes <= memory.MODEL_PSRAM_SHARE * budget, \
+        f"{path.name}: {p.psram_bytes:,} B of PSRAM predicted, board has {budget:,}"
 
 
 def test_core_unity_builds_the_portable_core_without_espdl_or_a_model():

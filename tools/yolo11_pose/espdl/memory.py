@@ -51,6 +51,8 @@ CHIPS = {
     "esp32s3": Chip("ESP32-S3", 512 * 1024, 8 << 20),
 }
 LOCATIONS = ("flash_rodata", "flash_partition", "sdcard")
+#: the share of the reference board's PSRAM a model may take: the rest is for camera frames and the application
+MODEL_PSRAM_SHARE = 0.9
 
 
 def _aligned(n: int) -> int:

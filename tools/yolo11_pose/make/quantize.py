@@ -367,6 +367,7 @@ def quantize_settings(onnx_path: str | Path, s: cfg.Settings, out_dir: str | Pat
         # Nor when it computes something no ESP-DL output covers (coverage.py), unless the user opted in.
         espdl_compat["unverified_ops"] = sorted(coverage.check(load_graph(espdl_tmp), target, what="build"))
         s3_acc = s3_accumulators(espdl_tmp, files) if target == "esp32s3" else None
+        psram = psram_check(espdl_tmp, target)
         test_values = None
         if s.export_test_values:
             # ESP-PPQ embeds its own simulation's outputs; dl::Model::test() on the chip must compare against what
@@ -400,6 +401,7 @@ def quantize_settings(onnx_path: str | Path, s: cfg.Settings, out_dir: str | Pat
             "versions": _versions(),
             "quantize_seconds": round(time.time() - t0, 1),
         }
+        manifest["psram"] = psram
         if s3_acc:
             manifest["s3_accumulators"] = s3_acc
         if report:
@@ -449,6 +451,24 @@ def s3_accumulators(espdl_path: Path, files: list[Path]) -> dict:
              f"{accumulators.WARN_SHARE:g} of the 20-bit accumulator lane (worst {rep['worst_layer']}: "
              f"{rep['worst_share']:.2f}); the chip saturates where the executor does not", file=sys.stderr)
     return rep
+
+
+def psram_check(espdl_path: Path, target: str) -> dict:
+    """ESP-DL's PSRAM allocation for the file (memory.py: its planner, the parameter copy); warns when it takes more
+    than MODEL_PSRAM_SHARE of Espressif's reference board (int16 activations can double a layer's memory)."""
+    from yolo11_pose.espdl import memory
+
+    p = memory.plan(espdl_path, target)
+    board = memory.CHIPS[target].psram_reference
+    out = {"bytes": p.psram_bytes, "activations": p.activation_bytes, "parameters": p.parameter_bytes,
+           "reference_board": board, "share": round(p.psram_bytes / board, 4)}
+    if p.psram_bytes > memory.MODEL_PSRAM_SHARE * board:
+        print(f"warning: this model needs {p.psram_bytes / 1e6:.2f} MB of PSRAM ({p.activation_bytes / 1e6:.2f} MB "
+              f"of activations), {out['share']:.0%} of the {board >> 20} MB of Espressif's {memory.CHIPS[target].name}"
+              f" board, more than the {memory.MODEL_PSRAM_SHARE:.0%} that leaves room for frames and the app: use a "
+              "smaller --int16-budget (int16 doubles a layer's activations) or a board with more PSRAM "
+              "(`yolo11-pose inspect --memory` shows the plan)", file=sys.stderr)
+    return out
 
 
 #: Manifest entries that differ between two runs of the same build (when, how long): never part of "the build".

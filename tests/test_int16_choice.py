@@ -17,3 +17,25 @@ def test_layers_whose_int16_output_outgrows_the_largest_activation_are_left_out(
     assert [r["op"] for r in chosen] == ["mid"] and mac_share == 0.1
     chosen, _, _ = pick_int16(rows, costs, 1.0)
     assert [r["op"] for r in chosen] == ["mid", "head"]
+
+
+def test_int16_layers_leave_out_the_largest_outputs_until_the_psram_fits():
+    """ESP-DL's greedy planner can grow its block by more than the int16 doubling (a 10 % int16 ESP32-S3 640 build
+    needed 9.45 MB, the int8 one 6.99 MB): the recipe measures the plan and takes back to int8 the int16 layers of
+    the largest output size, a size at a time, until it fits; every trial is recorded."""
+    from yolo11_pose.make.recipe import fit_psram
+
+    costs = {"a": {"out_elems": 800}, "b": {"out_elems": 800}, "c": {"out_elems": 400}, "d": {"out_elems": 100}}
+    chosen = [{"op": k, "with": [f"{k}/act"], "gain": 1.0, "macs": 1, "params": 1} for k in "dcba"]
+    asked = []
+
+    def need(ops):  # bytes grow with the largest int16 output chosen
+        asked.append(sorted(ops))
+        return 1000 + 10 * max((costs[o]["out_elems"] for o in ops if o in costs), default=0)
+
+    kept, trials = fit_psram(chosen, costs, need, limit=6000, log=lambda *_: None)
+    assert [r["op"] for r in kept] == ["d", "c"]  # a and b (800) together, then 4000 + 1000 fits
+    assert [t["psram_bytes"] for t in trials] == [9000, 5000] and [t["int16_layers"] for t in trials] == [4, 2]
+    assert asked[1] == ["c", "c/act", "d", "d/act"]
+    kept, trials = fit_psram(chosen, costs, need, limit=500, log=lambda *_: None)
+    assert kept == [] and len(trials) == 3  # nothing int16 fits: all back to int8

@@ -81,3 +81,89 @@ def import_ppq() -> None:
 
 
 __all__ = ["ESPPPQ_VERSION", "check_ppq_version", "import_ppq", "_quiet"]
+
+
+# ----------------------------------------------------------------------------------------------- ESP-PPQ export fixes
+# Any activation name but Linear/Relu makes ESP-PPQ 1.3.12 skip its "native_kn" branch (see below).
+_TAKE_PACKED_BRANCH = "__yolo11_pose_packed__"
+
+
+@contextlib.contextmanager
+def espdl_export_fixes(packed_matmul: bool = True):
+    """Scoped fixes of ESP-PPQ 1.3.12, undone on exit, so the `.espdl` is one ESP-DL 3.3.9 reads right and every
+    output (`.espdl`, `model.native`, `model.json`) is the same bytes on every run.
+
+    1. Dynamic MatMul operands (YOLO11's attention `/model.10/m/m.0/attn/MatMul`, `MatMul_1`). ESP-PPQ 1.3.12's
+       `InsertPreNodeOfMatMulPattern.export` marks them `input1_layout = "native_kn"` and leaves the operand as it is;
+       ESP-DL 3.3.9 never reads that attribute (dl_module_matmul.hpp: deserialize reads only `activation` and
+       `quant_type`) and always runs MatMul as a 1x1 conv2d whose filter is the right operand, *packed*:
+       dl_base.hpp ArgsType / dl_base_conv2d: for K x N (HWIO 1x1xKxN) with u = 16 (int8) or 8 (int16) lanes, the
+       first N//u*u output channels are stored as N//u blocks of K x u (element (k, n) at ((n//u)*K + k)*u + n%u), the
+       N%u remaining channels after them as N%u rows of K (`filter_element_unaligned`). ESP-PPQ still has the graph
+       that packs a dynamic operand at run time (Reshape/Transpose, plus Slice/Concat when N%u != 0; what ESP-PPQ
+       1.3.5 always wrote); it runs when the MatMul's activation is not Linear/Relu, so we hide the activation for
+       the duration of the call. The attribute is dropped for every MatMul: ESP-DL 3.3.9 reads none, and newer
+       ESP-DL treats a file without it as packed (ESP-PPQ 1.3.12's own comment), which is what we write.
+    2. `OnnxParser.build_variables` creates the graph's variables by iterating a set of names, so their order, and
+       with it the order of initializers, the numbering of later `PPQ_Variable_N` and the alignment padding, follow
+       PYTHONHASHSEED. We restore graph order (first use by the ONNX nodes), which makes the export byte-stable.
+    3. Every TensorQuantizationConfig gets a "hash" (its identity, pickled into model.native and written to
+       model.json) from a generator seeded with the import time: we seed it with a constant.
+    4. The dummy input ESP-PPQ draws with torch.randn (shape tracing; the test values with --export-test-values):
+       drawn from a fixed seed on a forked RNG, so the caller's random state is untouched.
+    5. torch's thread count changes the float sums of the calibration pass by an ulp here and there (measured: 1 vs 2
+       threads, one KL threshold moved a power of two), and it follows the machine and OMP_NUM_THREADS (which
+       importing Ultralytics sets): one thread, restored on exit.
+
+    `packed_matmul=False` leaves fix 1 out (what ESP-PPQ alone writes): only for the tests of the refusal.
+    """
+    check_ppq_version()
+    import_ppq()
+    import torch
+    from esp_ppq.core.quant import TensorQuantizationConfig
+    from esp_ppq.parser.espdl.export_patterns import InsertPreNodeOfMatMulPattern
+    from esp_ppq.parser.onnx_parser import OnnxParser
+
+    matmul_export = InsertPreNodeOfMatMulPattern.export
+    build_variables = OnnxParser.build_variables
+
+    def packed_matmul_export(self, op, graph, **kwargs):
+        if op.type != "MatMul":
+            return matmul_export(self, op, graph, **kwargs)
+        attrs = op.attributes
+        had, act = "activation" in attrs, attrs.get("activation")
+        if not op.inputs[1].is_parameter:
+            attrs["activation"] = _TAKE_PACKED_BRANCH
+        try:
+            return matmul_export(self, op, graph, **kwargs)
+        finally:
+            if had:
+                attrs["activation"] = act
+            else:
+                attrs.pop("activation", None)
+            attrs.pop("input1_layout", None)
+
+    def ordered_build_variables(self, graph, graph_inputs, graph_outputs, op_inputs, op_outputs):
+        graph = build_variables(self, graph, graph_inputs, graph_outputs, op_inputs, op_outputs)
+        first_use = dict.fromkeys(n for op in graph.operations for n in (*op_inputs[op], *op_outputs[op]))
+        ordered = {n: graph.variables[n] for n in first_use if n in graph.variables}
+        ordered.update(graph.variables)  # anything not used by a node keeps its place after those
+        graph.variables.clear()
+        graph.variables.update(ordered)
+        return graph
+
+    hash_seed, threads = TensorQuantizationConfig._hash_seed, torch.get_num_threads()
+    if packed_matmul:
+        InsertPreNodeOfMatMulPattern.export = packed_matmul_export
+    OnnxParser.build_variables = ordered_build_variables
+    TensorQuantizationConfig._hash_seed = 0
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            yield
+    finally:
+        InsertPreNodeOfMatMulPattern.export = matmul_export
+        OnnxParser.build_variables = build_variables
+        TensorQuantizationConfig._hash_seed = hash_seed
+        torch.set_num_threads(threads)

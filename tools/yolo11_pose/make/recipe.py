@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from yolo11_pose import cfg
-from yolo11_pose.make.ppq_env import _quiet, import_ppq
+from yolo11_pose.make.ppq_env import _quiet, espdl_export_fixes, import_ppq
 from yolo11_pose.util import UserError
 
 RECIPES = cfg.setting("recipe").choices  # ("fast", "accurate")
@@ -369,6 +369,49 @@ def pick_int16(rows: list[dict], costs: dict, budget: float, kind: str = "macs",
     return chosen, spent / total, sum(r["macs"] for r in chosen) / total_macs
 
 
+def trial_psram(onnx_path, target: str, batches: list, method: str, int16_ops: list[str], device: str = "cpu") -> int:
+    """PSRAM ESP-DL would allocate for the model with these int16 layers: quantized on a few images, exported as the
+    build exports it, planned by memory.py (ESP-DL's greedy planner). The layout does not depend on the images
+    (only a few int8 -> int8 requantizations do, through the calibrated exponents)."""
+    from esp_ppq.api.espdl_interface import _resolve_quant_type_and_bits, get_target_platform
+    import esp_ppq.lib as PFL
+
+    from yolo11_pose.espdl import memory
+
+    setting = base_setting(8, method)
+    plat = int16_platform(target)
+    for name in dict.fromkeys(int16_ops):
+        setting.dispatching_table.append(name, plat)
+    work = Path(tempfile.mkdtemp(prefix=".psram-"))
+    try:
+        with espdl_export_fixes():
+            graph = quantize_graph(onnx_path, target, 8, batches, setting, device)
+            with _quiet(False):
+                PFL.Exporter(platform=get_target_platform(target, _resolve_quant_type_and_bits(None, 8)[0])).export(
+                    file_path=str(work / "m.espdl"), graph=graph, values_for_test=None, export_config=True,
+                    int16_lut_step=-1)
+        return memory.plan(work / "m.espdl", target).psram_bytes
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def fit_psram(chosen: list[dict], costs: dict, need, limit: float, log=print) -> tuple[list[dict], list[dict]]:
+    """Leave out int16 layers, those with the largest outputs first (a whole size at a time), until ``need(ops)``
+    (trial_psram) is within ``limit``. Returns the layers kept and each trial."""
+    trials = []
+    while chosen:
+        ops = [n for r in chosen for n in (r["op"], *r["with"])]
+        trials.append({"int16_layers": len(chosen), "psram_bytes": need(ops)})
+        if trials[-1]["psram_bytes"] <= limit:
+            break
+        size = max(costs.get(r["op"], {}).get("out_elems", 0) for r in chosen)
+        dropped = [r["op"] for r in chosen if costs.get(r["op"], {}).get("out_elems", 0) == size]
+        log(f"recipe: {trials[-1]['psram_bytes'] / 1e6:.2f} MB of PSRAM with {len(chosen)} int16 layer(s), over "
+            f"{limit / 1e6:.2f} MB: back to int8 for {', '.join(dropped)}")
+        chosen = [r for r in chosen if r["op"] not in dropped]
+    return chosen, trials
+
+
 # ----------------------------------------------------------------------------------------------- the recipe
 def make_plan(recipe: str, onnx_path, target: str, bits: int, batches: list, int16_layers=(),
               int16_budget: float | None = None, budget_kind: str = "macs", device: str = "cpu", log=print,
@@ -447,10 +490,21 @@ def plan_for(s: cfg.Settings, onnx_path, batches: list, budget_kind: str = "macs
 
         rows, base = rank_int16(graph, [torch.cat(xs)], costs, device, log)
         chosen, share, mac_share = pick_int16(rows, costs, float(int16_budget), budget_kind)
+        from yolo11_pose.espdl import memory
+
+        # int16 doubles activations, and ESP-DL's greedy planner can grow its block by more than that: measure it
+        limit = memory.MODEL_PSRAM_SHARE * memory.CHIPS[target].psram_reference
+        chosen, trials = fit_psram(chosen, costs, lambda ops: trial_psram(onnx_path, target, cal, method, ops, device),
+                                   limit, log)
+        if len(trials) > 1:  # layers were left out: the shares of those kept
+            mac_share = sum(r["macs"] for r in chosen) / sum(c["macs"] for c in costs.values())
+            share = mac_share if budget_kind == "macs" else \
+                sum(r["params"] for r in chosen) / max(sum(c["params"] for c in costs.values()), 1)
         for r in chosen:
             int16_ops += [r["op"], *r["with"]]
         info["int16"] = {"budget": int16_budget, "kind": budget_kind, "share": round(share, 4),
                          "mac_share": round(mac_share, 4), "int8_output_noise": round(base, 5),
+                         "psram_trials": trials, "psram_limit": int(limit),
                          "layers": [{"op": r["op"], "gain": round(r["gain"], 6), "macs": r["macs"]} for r in chosen],
                          "ranking": [{"op": r["op"], "gain": round(r["gain"], 6)} for r in
                                      sorted(rows, key=lambda r: -r["gain"])[:20]]}

@@ -5,7 +5,6 @@ simulate exactly this build later without re-calibrating.
 """
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import logging

@@ -373,3 +373,20 @@ def test_qat_epochs_and_lr_checked_before_the_export(capsys, no_model_load, tmp_
     _fails(capsys, base + ["--lr", "5"], "--lr 5", "between 0 and 1")
     _fails(capsys, base + ["--device", "tpu"], "--device 'tpu'", "cpu or cuda")
     assert not out.exists()
+
+
+def test_progress_shows_a_phase_that_began_and_ended_between_two_looks(tmp_path):
+    """A small model's calibration can start and finish within one poll: the non-terminal log still names it."""
+    from yolo11_pose.progress import MARK, PhaseMonitor
+
+    log = ["Calibration Progress(Phase 1): 100%|####| 2/2 [00:00<00:00]\r[10:00:00] PPQ Parameter Quantization Pass "
+           "Running ... \n"]
+    out = tmp_path / "err.txt"
+    with open(out, "w") as f:
+        mon = PhaseMonitor(lambda: "".join(log), f.fileno(), "quantizing", tty=False)
+        mon._poll()
+        log.append(f"{MARK}first\n{MARK}second\n")
+        mon._poll()
+    lines = [ln.split("]: ", 1)[1] for ln in out.read_text().splitlines()]
+    assert [ln.split(",")[0] for ln in lines] == ["calibration pass 1", "PPQ Parameter Quantization Pass", "first",
+                                                  "second"], lines

@@ -24,22 +24,34 @@ def mark(text: str) -> None:
     print(f"\n{MARK}{text}", file=sys.stdout, flush=True)
 
 
+def _line_phase(line: str) -> tuple[str, str] | None:
+    line = line.strip()
+    if line.startswith(MARK):
+        return line[len(MARK):], ""
+    if "Network Quantization Finished" in line:
+        return "writing model.espdl", ""
+    m = _CALIB.search(line)
+    if m:
+        last = " (then the ranges are computed)" if m[2] == m[3] else ""
+        return f"calibration pass {m[1]}", f"{m[2]}/{m[3]} steps{last}"
+    m = _PASS.search(line)
+    if m:
+        return m[1], ""
+    return None
+
+
 def current_phase(log: str) -> tuple[str, str] | None:
     """(phase, detail) for the tail of a captured ESP-PPQ log, e.g. ("calibration pass 2", "5/8 steps")."""
     for line in reversed(re.split(r"[\r\n]", log)):
-        line = line.strip()
-        if line.startswith(MARK):
-            return line[len(MARK):], ""
-        if "Network Quantization Finished" in line:
-            return "writing model.espdl", ""
-        m = _CALIB.search(line)
-        if m:
-            last = " (then the ranges are computed)" if m[2] == m[3] else ""
-            return f"calibration pass {m[1]}", f"{m[2]}/{m[3]} steps{last}"
-        m = _PASS.search(line)
-        if m:
-            return m[1], ""
+        found = _line_phase(line)
+        if found:
+            return found
     return None
+
+
+def phases_in(text: str) -> list[tuple[str, str]]:
+    """Every (phase, detail) in ``text``, in order (complete lines only)."""
+    return [f for f in map(_line_phase, re.split(r"[\r\n]", text)) if f]
 
 
 def _elapsed(s: float) -> str:
@@ -63,6 +75,7 @@ class PhaseMonitor:
         self._thread = threading.Thread(target=self._run, name="yolo11-pose-progress", daemon=True)
         self._t0 = time.monotonic()
         self._last_phase, self._last_line_t = None, 0.0
+        self._pos = 0  # how much of the log has been read for phase changes
 
     def __enter__(self):
         self._thread.start()
@@ -84,12 +97,25 @@ class PhaseMonitor:
             pass
 
     def _poll(self) -> None:
-        found = current_phase(self.log()[-(1 << 16):])
+        log = self.log()
+        now = time.monotonic()
+        head = f"{self.title} [{_elapsed(now - self._t0)}]: "
+        if not self.tty:
+            # every phase that began since the last poll, even one that ended in between (a small model's
+            # calibration can start and finish within one interval)
+            end = max(log.rfind("\n"), log.rfind("\r")) + 1
+            if end < self._pos:  # the log was replaced: start over
+                self._pos = 0
+            for phase, detail in phases_in(log[self._pos:end]):
+                if phase != self._last_phase:
+                    self._write(head + phase + (f", {detail}" if detail else "") + "\n")
+                    self._last_phase, self._last_line_t = phase, now
+            self._pos = max(self._pos, end)
+        found = current_phase(log[-(1 << 16):])
         if found is None:
             return
         phase, detail = found
-        now = time.monotonic()
-        text = f"{self.title} [{_elapsed(now - self._t0)}]: {phase}" + (f", {detail}" if detail else "")
+        text = head + phase + (f", {detail}" if detail else "")
         if self.tty:
             self._write(f"\r\x1b[K{text}")
         elif phase != self._last_phase or now - self._last_line_t >= self.heartbeat:

@@ -106,7 +106,10 @@ class PhaseMonitor:
             end = max(log.rfind("\n"), log.rfind("\r")) + 1
             if end < self._pos:  # the log was replaced: start over
                 self._pos = 0
-            for phase, detail in phases_in(log[self._pos:end]):
+            found = phases_in(log[self._pos:end])
+            # one line per phase, with the furthest detail the new text shows for it
+            runs = [f for i, f in enumerate(found) if i + 1 == len(found) or found[i + 1][0] != f[0]]
+            for phase, detail in runs:
                 if phase != self._last_phase:
                     self._write(head + phase + (f", {detail}" if detail else "") + "\n")
                     self._last_phase, self._last_line_t = phase, now

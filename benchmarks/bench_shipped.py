@@ -26,7 +26,7 @@ REF = SHARED / "models" / "espdl-reference"
 
 def int16_mac_share(path: Path) -> float:
     """MACs of int16 Conv/MatMul nodes over all, from the file alone."""
-    from yolo11_pose.espdl.executor import load_graph, unpack_filter  # noqa: F401
+    from yolo11_pose.espdl.executor import load_graph
 
     g = load_graph(path)
     tot = i16 = 0

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from yolo11_pose.evaluation.evaluate import coco_eval, evaluate, load_annotated_images, poses_to_coco, write_report
-from yolo11_pose.device.decode import Pose, decode
+from yolo11_pose.device.decode import decode
 from yolo11_pose.device.preprocess import load_rgb
 from yolo11_pose.device.twin import OnnxModel, Twin
 
-from .conftest import COCO, VAL_ANN, WEIGHTS
+from .conftest import COCO, VAL_ANN
 
 IMAGES = COCO / "images"
 

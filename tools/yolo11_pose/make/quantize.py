@@ -27,7 +27,7 @@ from yolo11_pose.device.preprocess import IMAGE_SUFFIXES, TARGET_ROUNDING, float
 from yolo11_pose.make.ppq_env import (ESPPPQ_VERSION, _quiet, check_ppq_version, espdl_export_fixes,  # noqa: F401
                                      import_ppq)
 from yolo11_pose.progress import mark
-from yolo11_pose.util import UserError, atomic_path, ensure_writable_dir, sha256_file, write_json
+from yolo11_pose.util import UserError, ensure_writable_dir, sha256_file, write_json
 
 CALIB_MODES = cfg.setting("calib_mode").choices  # ("square", "letterbox")
 #: Measured on COCO val (official weights, esp32p4 8-bit, 640): squashed calibration keeps 0.86 of float AP,
@@ -185,7 +185,6 @@ def quantize_settings(onnx_path: str | Path, s: cfg.Settings, out_dir: str | Pat
     check_ppq_version()
     import_ppq()
     from esp_ppq.api import espdl_quantize_onnx, export_ppq_graph
-    from esp_ppq.api.setting import QuantizationSettingFactory
     from esp_ppq.core import TargetPlatform
 
     from yolo11_pose.make.export import onnx_meta

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -152,7 +151,7 @@ def onnx_costs(onnx_path: str | Path) -> dict[str, dict]:
             params = int(np.prod(w)) + (int(w[0]) if len(n.input) > 2 else 0)
             out[n.name] = {"type": "Conv", "macs": macs, "params": params, "out_elems": int(np.prod(y[1:]))}
         elif n.op_type in ("MatMul", "Gemm"):
-            a, b = shapes.get(n.input[0]), shapes.get(n.input[1])
+            a = shapes.get(n.input[0])
             y = shapes.get(n.output[0])
             if not a or not y:
                 continue
@@ -182,8 +181,6 @@ def quantize_graph(onnx_path, target: str, bits: int, batches: list, setting, de
         src = work / "input.onnx"
         shutil.copyfile(onnx_path, src)
         shape = list(batches[0].shape)
-        import torch
-
         with _quiet(False), grad_mode(setting):
             return espdl_quantize_onnx(
                 onnx_import_file=str(src), espdl_export_file=str(work / "m.espdl"), calib_dataloader=batches,

@@ -39,3 +39,17 @@ def test_int16_layers_leave_out_the_largest_outputs_until_the_psram_fits():
     assert asked[1] == ["c", "c/act", "d", "d/act"]
     kept, trials = fit_psram(chosen, costs, need, limit=500, log=lambda *_: None)
     assert kept == [] and len(trials) == 3  # nothing int16 fits: all back to int8
+
+
+def test_an_int16_matmul_fed_by_the_softmax_takes_the_transpose_between_them_along(official_onnx_320):
+    """The attention's MatMul_1 reads the Softmax through /attn/Transpose_1 (Ultralytics' `v @ attn.transpose(-2, -1)`).
+    The file quantizes the float Softmax output once, in the MatMul's dtype; ESP-PPQ quantizes it at the Transpose,
+    so an int16 MatMul_1 needs the Transpose on the int16 platform too (test_executor_vs_ppq.py, s3-320-attn16)."""
+    from yolo11_pose.make.recipe import int16_dispatch
+
+    attn = "/model.10/m/m.0/attn/"
+    assert int16_dispatch(official_onnx_320, [attn + "MatMul_1"]) == [attn + "MatMul_1", attn + "Transpose_1"]
+    # the first MatMul reads q (through a Transpose) and k: no Softmax behind either, nothing added
+    assert int16_dispatch(official_onnx_320, [attn + "MatMul", "/model.0/conv/Conv"]) == \
+        [attn + "MatMul", "/model.0/conv/Conv"]
+    assert int16_dispatch(official_onnx_320, []) == []

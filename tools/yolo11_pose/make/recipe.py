@@ -113,6 +113,41 @@ def int16_platform(target: str):
     return get_target_platform(target, "w16a16")
 
 
+#: ops that only move values: a chain of them between a Softmax and an int16 layer is where the Softmax gets quantized
+_MOVE_TYPES = ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
+
+
+def int16_dispatch(onnx_path, int16_ops) -> list[str]:
+    """The ops to put on the int16 platform for these int16 layers: the layers, plus any Transpose/Reshape chain
+    between a Softmax and one of them.
+
+    ESP-DL's Softmax outputs float, and the exported file quantizes it once, straight to the dtype of the layer that
+    reads it (QuantizeLinear S16 before the attention's int16 ``MatMul_1``). ESP-PPQ keeps the Softmax output in float
+    too, but quantizes it at the first quantized op that reads it: the ``Transpose_1`` between them, int8 unless it
+    is dispatched too. Left int8, ESP-PPQ simulated the probabilities in steps of 2**-8 where the chip has 2**-16
+    (up to 906 int16 steps apart at the MatMul_1 output of an S3 416 build), and calibration, ranking and fine-tuning
+    optimised that other function."""
+    ops = list(dict.fromkeys(int16_ops))
+    if not ops:
+        return ops
+    import onnx
+
+    m = onnx.load(str(onnx_path), load_external_data=False)
+    producer = {o: n for n in m.graph.node for o in n.output}
+    extra = []
+    for n in m.graph.node:
+        if n.name not in ops:
+            continue
+        for i in n.input:
+            chain, p = [], producer.get(i)
+            while p is not None and p.op_type in _MOVE_TYPES:
+                chain.append(p.name)
+                p = producer.get(p.input[0])
+            if p is not None and p.op_type == "Softmax":
+                extra += chain
+    return list(dict.fromkeys(ops + extra))
+
+
 def base_setting(bits: int, calib_algorithm: str | None):
     from esp_ppq.api.setting import QuantizationSettingFactory
 
@@ -377,7 +412,7 @@ def trial_psram(onnx_path, target: str, batches: list, method: str, int16_ops: l
 
     setting = base_setting(8, method)
     plat = int16_platform(target)
-    for name in dict.fromkeys(int16_ops):
+    for name in int16_dispatch(onnx_path, int16_ops):
         setting.dispatching_table.append(name, plat)
     work = Path(tempfile.mkdtemp(prefix=".psram-"))
     try:
@@ -508,7 +543,8 @@ def plan_for(s: cfg.Settings, onnx_path, batches: list, budget_kind: str = "macs
         log(f"recipe: {len(chosen)} layer(s) to int16 ({mac_share:.1%} of MACs)")
     del graph
     plat = int16_platform(target)
-    for name in dict.fromkeys(int16_ops):
+    int16_ops = int16_dispatch(onnx_path, int16_ops)
+    for name in int16_ops:
         setting.dispatching_table.append(name, plat)
 
     if all_steps["logit_scales"]:

@@ -78,6 +78,42 @@ def import_ppq() -> None:
     from yolo11_pose.make.chipsim import install
 
     install()  # ESP-PPQ's simulation computes what ESP-DL computes (calibration, ranking, fine-tuning, the twin)
+    _align_passive_ops()
+
+
+_ALIGNED = "__yolo11_pose_passive_aligned__"
+
+
+def _align_passive_ops() -> None:
+    """Every passive op (Slice, Split, Reshape, Transpose, MaxPool, ...) gets its input's exponent on its outputs.
+
+    ESP-DL's passive modules move the integers as they are (dl_module_slice.hpp and the others copy values; none
+    requantizes), so the file is only right when a passive op's output exponent is its input's. ESP-PPQ 1.3.12's
+    QuantizeFusionPass (``fuse_passive_op``) ties them only when the op and the op before it are on the same platform:
+    an int8 Slice after an int16 layer got an output exponent calibrated on its own. Found in an ESP32-S3 416 build
+    with 30 % int16: ``/model.13/Slice_1`` read at 2**-4 and wrote at 2**-5, so the chip halved that half of the C2f
+    split (0.418 AP in ESP-PPQ's simulation on 46 images, 0.251 as ESP-DL computes it). Patched once per process:
+    after the pass, the outputs of every such op are dominated by its input's config, whatever the platforms."""
+    from esp_ppq.core import PASSIVE_OPERATIONS
+    from esp_ppq.IR import QuantableOperation
+    from esp_ppq.quantization.optim.refine import QuantizeFusionPass
+
+    if getattr(QuantizeFusionPass.optimize, _ALIGNED, False):
+        return
+    optimize = QuantizeFusionPass.optimize
+
+    def aligned(self, graph, **kwargs):
+        optimize(self, graph, **kwargs)
+        if not getattr(self, "fuse_passive_op", True):
+            return
+        for op in graph.operations.values():
+            if op.type in PASSIVE_OPERATIONS and isinstance(op, QuantableOperation) and op.inputs \
+                    and op.inputs[0].source_op is not None:
+                for cfg in op.config.output_quantization_config:
+                    cfg.dominated_by = op.config.input_quantization_config[0]
+
+    setattr(aligned, _ALIGNED, True)
+    QuantizeFusionPass.optimize = aligned
 
 
 __all__ = ["ESPPPQ_VERSION", "check_ppq_version", "import_ppq", "_quiet"]

@@ -104,3 +104,21 @@ def test_gate_names_an_altered_node(tmp_path):
         Executor(g, allow_unverified=False)
     assert conv.name in str(e.value) and "activation=ReLU" in str(e.value) and "\n" not in str(e.value)
     assert Executor(g, allow_unverified=True).unverified
+
+
+def test_a_passive_op_that_changes_the_exponent_is_outside_the_gate(shared):
+    """ESP-DL's Slice/Split/Reshape/... copy integers as they are, so a file whose Slice reads at one exponent and
+    writes at another does not compute what it says. ESP-PPQ wrote exactly that after int16 layers
+    (`/model.13/Slice_1`, 2**-4 in, 2**-5 out, in a 30 % int16 ESP32-S3 416 build, before ppq_env._align_passive_ops);
+    no reference archive has one, so the gate refuses it."""
+    from yolo11_pose.espdl.coverage import node_signature, unverified
+    from yolo11_pose.espdl.executor import load_graph
+
+    g = load_graph(SHIPPED[0])
+    assert not unverified(g)
+    nd = next(n for n in g.nodes if n.op == "Slice")
+    assert node_signature(g, nd, "esp32p4").endswith(" aligned")
+    shape, dtype, exps = g.info[nd.outputs[0]]
+    g.info[nd.outputs[0]] = (shape, dtype, [exps[0] - 1])
+    assert node_signature(g, nd, "esp32p4").endswith(" exponents_differ")
+    assert any("Slice" in s and "exponents_differ" in s for s in unverified(g)), unverified(g)

@@ -40,6 +40,11 @@ _NO_ROUNDING = {"Concat", "Split", "Slice", "Reshape", "Transpose", "Flatten", "
                 "Add"}
 
 
+#: Operators that move values without computing (ESP-PPQ's PASSIVE_OPERATIONS that our exports contain, and Resize)
+_PASSIVE = {"Split", "Slice", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "MaxPool", "Resize", "Pad",
+            "Gather"}
+
+
 class UnverifiedError(UserError):
     """A file uses arithmetic no ESP-DL output covers."""
 
@@ -101,6 +106,11 @@ def node_signature(graph, nd, target: str) -> str:
             attrs.append("const_operand")
     elif nd.op == "Resize":
         attrs.append(f"mode={nd.attrs.get('mode', 'nearest')}")
+    if nd.op in _PASSIVE and acts and nd.outputs:
+        # ESP-DL's passive modules move integers as they are: an output exponent other than the input's is a value
+        # the chip does not compute (ESP-PPQ wrote one after int16 layers, ppq_env._align_passive_ops)
+        es = {tuple(_exps(graph, n)) for n in (acts[0], *[o for o in nd.outputs if o])}
+        attrs.append("aligned" if len(es) == 1 else "exponents_differ")
     dt_out = [_dtype(graph, n) for n in nd.outputs if n]
     fam = _FAMILY.get(target, target)
     if nd.op in _NO_ROUNDING or any(a in ("shift=same", "shift=up") for a in attrs):

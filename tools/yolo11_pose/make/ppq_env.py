@@ -87,8 +87,10 @@ _ALIGNED = "__yolo11_pose_passive_aligned__"
 def _align_passive_ops() -> None:
     """Every passive op (Slice, Split, Reshape, Transpose, MaxPool, ...) gets its input's exponent on its outputs.
 
-    ESP-DL's passive modules move the integers as they are (dl_module_slice.hpp and the others copy values; none
-    requantizes), so the file is only right when a passive op's output exponent is its input's. ESP-PPQ 1.3.12's
+    ESP-DL moves the integers as they are: dl_module_slice.hpp's forward is ``output->slice(input, ...)``, and
+    ``TensorBase::slice`` (dl_tensor_base.cpp) is ``tool::copy_memory`` of the selected rows, with no exponent in
+    sight. The reference archives hold only passive ops whose exponents agree (coverage.py: ``aligned``), so the file
+    is only right, and only proven, when a passive op's output exponent is its input's. ESP-PPQ 1.3.12's
     QuantizeFusionPass (``fuse_passive_op``) ties them only when the op and the op before it are on the same platform:
     an int8 Slice after an int16 layer got an output exponent calibrated on its own. Found in an ESP32-S3 416 build
     with 30 % int16: ``/model.13/Slice_1`` read at 2**-4 and wrote at 2**-5, so the chip halved that half of the C2f

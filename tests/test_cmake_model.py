@@ -126,6 +126,29 @@ def test_prebuilt_model_for_each_target_is_embedded(tmp_path, target, imgsz):
     assert man["settings"]["target"] == target and man["input"]["shape"][1:3] == [imgsz, imgsz]
 
 
+def _file_paths(value):
+    """Every string in a manifest that names a file (ONNX node names start with '/' too, so go by suffix)."""
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in _file_paths(v)]
+    if isinstance(value, list):
+        return [p for v in value for p in _file_paths(v)]
+    return [value] if isinstance(value, str) and value.endswith((".pt", ".txt", ".onnx", ".espdl", ".yaml")) else []
+
+
+@pytest.mark.parametrize("target,imgsz", PREBUILT)
+def test_prebuilt_manifest_paths_are_relative_to_the_repository(target, imgsz):
+    """models/README: paths in a shipped manifest are relative to the repository root, so they name the same files on
+    every checkout (the weights and calibration list in ../shared, the build's own ONNX by name)."""
+    man = json.loads((MODELS / target / f"yolo11n-pose-{imgsz}-int8.manifest.json").read_text())
+    paths = _file_paths(man)
+    assert paths, "the manifest names no input file"
+    assert [p for p in paths if os.path.isabs(p)] == []
+    shared = [REPO / p for p in paths if p.startswith("../shared/")]
+    require_shared(*shared)
+    weights = REPO / man["export"]["weights"]
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == man["export"]["weights_sha256"]
+
+
 def test_prebuilt_for_a_target_without_one_fails_clearly(tmp_path):
     text = config_error(configure(tmp_path, {"MODEL_PREBUILT": "y", **RODATA}, target="esp32c3"))
     assert "no prebuilt model for esp32c3" in text and "My own .espdl file" in text

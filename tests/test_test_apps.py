@@ -510,9 +510,10 @@ def test_shipped_golden_is_not_used_for_anything_else(tmp_path, app_frames, chan
         g["model"]["espdl_sha256"] = "0" * 64
         gpath = tmp_path / "other.golden.json"
         gpath.write_text(json.dumps(g))
-    elif change == "model":  # the firmware embeds another model than the golden's
+    elif change == "model":  # the firmware embeds another model than the golden's: the 416 one, a valid file (a
+        # changed byte would be refused as corrupt by the file's own content SHA-256, before any golden is chosen)
         other = tmp_path / "other.espdl"
-        other.write_bytes(espdl.read_bytes() + b"\0")
+        other.write_bytes((MODELS / "esp32p4" / "yolo11n-pose-416-int8.espdl").read_bytes())
         espdl = other
     elif change == "threshold":
         over = {"conf": 0.3}

@@ -17,7 +17,7 @@ from yolo11_pose.espdl import integrity
 from yolo11_pose.cli import main, parser
 from yolo11_pose.util import UserError
 
-from .conftest import REPO
+from .conftest import REFERENCE_ESPDL, REPO, require_shared
 
 
 def _tries_module():
@@ -93,16 +93,19 @@ def test_exports_carry_a_content_hash_that_inspect_verifies(tmp_path, capsys):
 
 
 def test_manifest_and_sidecar_hashes_are_compared(tmp_path, capsys):
-    # a shipped model without the embedded content_sha256 (built before exports carried it): a lone copy of it
-    # has no record at all
     src = REPO / "models" / "esp32p4" / "yolo11n-pose-640-int8.espdl"
-    assert integrity.verify(src) == "verified: SHA-256 matches yolo11n-pose-640-int8.manifest.json (espdl_sha256)"
+    assert integrity.verify(src) == ("verified: SHA-256 matches yolo11n-pose-640-int8.manifest.json (espdl_sha256), "
+                                     "embedded content_sha256")
     for d in ("esp32p4", "esp32s3"):  # every shipped model matches its manifest
         for f in (REPO / "models" / d).glob("*.espdl"):
             assert integrity.verify(f).startswith("verified"), f
 
+    # a file without the embedded content_sha256 (every shipped one now carries it; Espressif's do not): a lone copy
+    # of it has no record at all
+    espressif = REFERENCE_ESPDL / "p4" / "coco_pose_yolo11n_pose_s8_v2.espdl"
+    require_shared(espressif)
     lone = tmp_path / "lone.espdl"
-    shutil.copy(src, lone)
+    shutil.copy(espressif, lone)
     assert main(["inspect", str(lone)]) == 0
     assert "integrity: unverified" in capsys.readouterr().out  # still runs without any record
 
@@ -111,9 +114,21 @@ def test_manifest_and_sidecar_hashes_are_compared(tmp_path, capsys):
     side = tmp_path / "lone.espdl.sha256"
     side.write_text(f"{hashlib.sha256(lone.read_bytes()).hexdigest()}  lone.espdl\n")
     assert integrity.verify(lone) == "verified: SHA-256 matches lone.espdl.sha256"
-    data = bytearray(lone.read_bytes())
-    mid = len(data) // 2
-    data[mid:mid + 4000] = bytes(b ^ 0x5A for b in data[mid:mid + 4000])  # the newcomer's damage
+    from yolo11_pose.espdl.reader import read_espdl
+
+    clean, probe = lone.read_bytes(), tmp_path / "probe.espdl"  # probe: no .sha256 beside it
+    for frac in range(50, 100, 5):  # the newcomer's damage, inside weight bytes: the file still parses, only the hash
+        data = bytearray(clean)  # can tell (damage to the FlatBuffers tables is refused as unparseable, tested apart)
+        mid = len(data) * frac // 100
+        data[mid:mid + 4000] = bytes(b ^ 0x5A for b in data[mid:mid + 4000])
+        probe.write_bytes(bytes(data))
+        try:
+            read_espdl(probe)
+            break
+        except Exception:
+            continue
+    else:
+        pytest.fail("no 4000-byte stretch of weights found to damage")
     lone.write_bytes(bytes(data))
     _one_line(capsys, ["inspect", str(lone)], "lone.espdl.sha256", "re-copy or rebuild")
     side.unlink()

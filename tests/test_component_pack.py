@@ -101,16 +101,16 @@ def test_archive_holds_exactly_the_allowlist(archive):
 
 
 def test_archive_size(archive):
-    """The four prebuilt models are most of it (16.0 MB of .espdl, ~11.8 MB compressed, of a 12.0 MB archive): every
-    target and size menuconfig offers; the ESP32-S3 ones carry 10 % of their MACs in int16 and the 416 ones test
-    values. The rest must stay small."""
+    """The four prebuilt models are most of it (17.4 MB of .espdl in a 13.7 MB archive): every target and size
+    menuconfig offers; they carry 4-30 % of their MACs in int16 and the 416 ones test values. The rest must stay
+    small."""
     with tarfile.open(archive) as t:
         members = [m for m in t.getmembers() if m.isfile()]
     models = sum(m.size for m in members if m.name.endswith(".espdl"))
     others = sum(m.size for m in members if not m.name.endswith(".espdl"))
     assert models == sum(p.stat().st_size for p in REPO.glob("models/*/*.espdl"))
     assert others < 1.5 * MB, sorted((m.size, m.name) for m in members if not m.name.endswith(".espdl"))[-10:]
-    assert archive.stat().st_size < 13e6  # the four models are ~11.8 MB of it
+    assert archive.stat().st_size < 14.5e6  # the four models are ~12.5 MB of it
 
 
 def test_archive_is_pip_installable(archive, tmp_path):

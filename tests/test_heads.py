@@ -333,7 +333,7 @@ def test_letterbox_decode_topk_maps_to_source():
 @pytest.mark.cpp
 @pytest.mark.slow
 def test_yolo26_yaml_build_predict_inspect(tmp_path, capsys, monkeypatch):
-    """`build` from Ultralytics' yolo26-pose.yaml with no special flags, then `predict` (the twin: executor + C++
+    """`build` from Ultralytics' yolo26-pose.yaml with no special flags (but the opt-in below), then `predict` (the twin: executor + C++
     postprocessor) and `inspect`, which names the head; the twin's C++ decode equals the Python one on the quantized
     graph's outputs."""
     import json
@@ -343,25 +343,22 @@ def test_yolo26_yaml_build_predict_inspect(tmp_path, capsys, monkeypatch):
 
     from .conftest import CALIB_LIST, require_shared
 
-    import torch
-
-    from yolo11_pose.espdl.coverage import ENV
+    from yolo11_pose.espdl.coverage import ENV, unverified
+    from yolo11_pose.espdl.executor import load_graph
 
     require_shared(CALIB_LIST)
     out, bus = tmp_path / "b", str(ultralytics_asset("bus.jpg"))
     args = ["build", "--weights", "yolo26n-pose.yaml", "--imgsz", "160", "--target", "esp32p4", "--calib",
             str(CALIB_LIST), "--num-calib", "8", "--out", str(out)]
-    # Random init leaves the neck's activations tiny (2**-26), and ESP-PPQ's Concat alignment then gives each upsample
-    # an output exponent other than its input's: a requantizing Resize, which no ESP-DL output covers (trained models
-    # calibrate both alike: every shipped file's Resize is `aligned`). `build` refuses it in one line naming the node;
-    # the rest of this test is about the head, so it opts in. Seeded: the init must not depend on the tests before.
-    torch.manual_seed(0)
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert "/model.11/Resize" in err and "exponents_differ" in err and "--allow-unverified-ops" in err, err
+    # Random init can leave the neck's activations tiny (2**-26): ESP-PPQ's Concat alignment then gives an upsample
+    # an output exponent other than its input's (a requantizing Resize), and an Add or Concat inputs at exponents no
+    # ESP-DL output covers (trained models calibrate them alike: every shipped file is inside the gate), so `build`
+    # would refuse the file. Whether this init does depends on the RNG state the tests before leave; the test is
+    # about the head, so it opts in, and only such exponent relations may be outside the gate.
     monkeypatch.setenv(ENV, "1")
-    torch.manual_seed(0)
     assert main(args) == 0
+    odd = unverified(load_graph(out / "model.espdl"))
+    assert all(s.endswith("exponents_differ") for s in odd), odd
     c = heads.from_text(json.loads((out / "manifest.json").read_text())["head"])
     assert (c.family, c.branch, c.decoder, c.reg_max, c.nc) == ("yolo26", "one2one", "topk", 1, 80)
     capsys.readouterr()
